@@ -1,0 +1,33 @@
+import { ForwarderError } from '../infra/errors.js';
+
+/** Code42 refused the API client's credentials, or a fresh token. Not fixed by retrying. */
+export class Code42AuthError extends ForwarderError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CODE42_AUTH', message, options);
+  }
+}
+
+/** A Code42 response that is not what the API documents: not JSON, or a field of the wrong type. */
+export class Code42ResponseError extends ForwarderError {
+  /** Dotted path of the offending field, when one is known. */
+  readonly field: string | undefined;
+  readonly sessionId: string | undefined;
+
+  constructor(message: string, details: { field?: string; sessionId?: string; cause?: unknown } = {}) {
+    super('CODE42_BAD_RESPONSE', message, { cause: details.cause });
+    this.field = details.field;
+    this.sessionId = details.sessionId;
+  }
+}
+
+/** An HTTP failure talking to Code42 after got's own retries (5xx, 429 past the cap, network). */
+export class Code42RequestError extends ForwarderError {
+  readonly statusCode: number | undefined;
+  readonly endpoint: string;
+
+  constructor(endpoint: string, message: string, statusCode?: number, options?: { cause?: unknown }) {
+    super('CODE42_REQUEST', message, options);
+    this.endpoint = endpoint;
+    this.statusCode = statusCode;
+  }
+}

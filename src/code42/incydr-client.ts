@@ -1,0 +1,247 @@
+import { HTTPError, RequestError, type Got, type Hooks, type Options } from 'got';
+import { createHttpClient, type HttpClientOptions } from '../infra/http.js';
+import type { RequestObserver } from '../infra/request-observer.js';
+import { parseUntrustedJson } from '../infra/safe-json.js';
+import { Code42AuthError, Code42RequestError, Code42ResponseError } from './errors.js';
+import type { RequestBudget } from './request-budget.js';
+import {
+  ActorSchema,
+  RuleSchema,
+  SessionEventsSchema,
+  SessionPageSchema,
+  SessionSchema,
+  parseOrThrow,
+  type Actor,
+  type FileEvent,
+  type Rule,
+  type Session,
+} from './schemas.js';
+import { TokenProvider } from './token-provider.js';
+
+/** The documented maximum page size of GET /v1/sessions. */
+export const SESSIONS_PAGE_SIZE = 50;
+
+export interface IncydrClientOptions extends Omit<HttpClientOptions, 'baseUrl'> {
+  apiUrl: string;
+  clientId: string;
+  clientSecret: string;
+  /** Shared request budget; every request (retries included) waits for it. */
+  budget?: RequestBudget;
+  observer?: RequestObserver;
+  /** GET retries on network errors, 5xx and 429. @defaultValue 4 */
+  retryLimit?: number;
+  /** Longest Retry-After honoured by waiting; a longer one fails the request. @defaultValue 120 s */
+  maxRetryAfterMs?: number;
+  /** Longest backoff between GET retries. @defaultValue 20 s */
+  backoffLimitMs?: number;
+  clock?: () => number;
+}
+
+export interface SessionQuery {
+  /** Sessions beginning on or after this instant (epoch ms). */
+  onOrAfter: number;
+  /** Severities 0–4 to ask for. */
+  severities: readonly number[];
+  /** States to ask for. */
+  states: readonly string[];
+}
+
+export interface SessionPage {
+  /** Raw items: each is validated by the caller so that one bad item does not lose the page. */
+  items: unknown[];
+  totalCount: number;
+}
+
+export interface SessionEvents {
+  events: FileEvent[];
+  totalCount: number;
+}
+
+type Endpoint = 'oauth' | 'sessions.list' | 'sessions.get' | 'sessions.events' | 'actors.get' | 'rules.get';
+
+/**
+ * Client of the Incydr API gateway: sessions, their file events, actors and alert rules.
+ * One got instance per upstream; auth, the request budget and metrics live in its hooks.
+ */
+export class IncydrClient {
+  readonly tokens: TokenProvider;
+  private readonly http: Got;
+
+  constructor(opts: IncydrClientOptions) {
+    const base = createHttpClient({ ...opts, baseUrl: opts.apiUrl }, {
+      retry: {
+        limit: opts.retryLimit ?? 4,
+        methods: ['GET'],
+        statusCodes: [408, 429, 500, 502, 503, 504, 521, 522, 524],
+        maxRetryAfter: opts.maxRetryAfterMs ?? 120_000,
+        backoffLimit: opts.backoffLimitMs ?? 20_000,
+      },
+      hooks: observingHooks(opts.budget, opts.observer),
+    });
+    this.tokens = new TokenProvider({
+      http: base,
+      clientId: opts.clientId,
+      clientSecret: opts.clientSecret,
+      ...(opts.clock ? { clock: opts.clock } : {}),
+    });
+    const tokens = this.tokens;
+    this.http = base.extend({
+      hooks: {
+        beforeRequest: [
+          async (options) => {
+            options.headers.authorization = `Bearer ${await tokens.getToken()}`;
+          },
+        ],
+        afterResponse: [
+          async (response, retryWithMergedOptions) => {
+            // A token can be revoked or expire early: refresh once and repeat the request once.
+            const ctx = response.request.options.context as { authRetried?: boolean };
+            if (response.statusCode !== 401 || ctx.authRetried) return response;
+            const used = String(response.request.options.headers.authorization ?? '').replace(/^Bearer /, '');
+            tokens.invalidate(used);
+            const fresh = await tokens.getToken();
+            return retryWithMergedOptions({
+              headers: { authorization: `Bearer ${fresh}` },
+              context: { ...ctx, authRetried: true },
+            });
+          },
+        ],
+      },
+    });
+  }
+
+  /** One page of GET /v1/sessions (page numbers start at 0). */
+  async listSessionsPage(query: SessionQuery, pageNumber: number): Promise<SessionPage> {
+    const params = new URLSearchParams();
+    params.set('on_or_after', String(Math.floor(query.onOrAfter)));
+    params.set('has_alerts', 'true');
+    for (const state of query.states) params.append('state', state);
+    for (const severity of query.severities) params.append('severity', String(severity));
+    // Ascending end time: sessions created while we page land on later pages instead of shifting earlier ones.
+    params.set('order_by', 'end_time');
+    params.set('sort_direction', 'ASC');
+    params.set('page_size', String(SESSIONS_PAGE_SIZE));
+    params.set('page_number', String(pageNumber));
+    const body = await this.getJson('v1/sessions', 'sessions.list', params);
+    const page = parseOrThrow(SessionPageSchema, body, `sessions page ${pageNumber}`);
+    return { items: page.items, totalCount: page.totalCount };
+  }
+
+  /**
+   * Every page of sessions matching `query`. Pages by `totalCount`, never by a short page: the server
+   * may cap the page size below what was asked.
+   */
+  async *iterateSessionPages(query: SessionQuery, maxPages = 100_000): AsyncGenerator<SessionPage> {
+    let fetched = 0;
+    for (let page = 0; page < maxPages; page++) {
+      const result = await this.listSessionsPage(query, page);
+      yield result;
+      fetched += result.items.length;
+      if (result.items.length === 0 || fetched >= result.totalCount) return;
+    }
+  }
+
+  /** GET /v1/sessions/{id}; null when Code42 does not know it. */
+  async getSession(sessionId: string): Promise<Session | null> {
+    const body = await this.getJson(`v1/sessions/${encodeURIComponent(sessionId)}`, 'sessions.get', undefined, true);
+    return body === null ? null : parseOrThrow(SessionSchema, body, 'session');
+  }
+
+  /** GET /v1/sessions/{id}/events; a 404 means the session has no events. */
+  async getSessionEvents(sessionId: string): Promise<SessionEvents> {
+    const body = await this.getJson(`v1/sessions/${encodeURIComponent(sessionId)}/events`, 'sessions.events', undefined, true);
+    if (body === null) return { events: [], totalCount: 0 };
+    const parsed = parseOrThrow(SessionEventsSchema, body, `events of session ${sessionId}`);
+    const events = parsed.queryResult.fileEvents ?? [];
+    return { events, totalCount: parsed.queryResult.totalCount ?? events.length };
+  }
+
+  /** GET /v1/actors/actor/id/{id}; null when unknown. */
+  async getActor(actorId: string): Promise<Actor | null> {
+    const body = await this.getJson(`v1/actors/actor/id/${encodeURIComponent(actorId)}`, 'actors.get', undefined, true);
+    return body === null ? null : parseOrThrow(ActorSchema, body, `actor ${actorId}`);
+  }
+
+  /** GET /v2/alert-rules/{id}; null when the rule was deleted. */
+  async getRule(ruleId: string): Promise<Rule | null> {
+    const body = await this.getJson(`v2/alert-rules/${encodeURIComponent(ruleId)}`, 'rules.get', undefined, true);
+    return body === null ? null : parseOrThrow(RuleSchema, body, `rule ${ruleId}`);
+  }
+
+  private async getJson(path: string, endpoint: Endpoint, searchParams?: URLSearchParams, notFoundIsNull = false): Promise<unknown> {
+    let text: string;
+    let contentType: string | undefined;
+    try {
+      const res = await this.http.get(path, { ...(searchParams ? { searchParams } : {}), context: { endpoint } });
+      text = res.body;
+      contentType = res.headers['content-type'];
+    } catch (err) {
+      if (err instanceof HTTPError) {
+        const status = err.response.statusCode;
+        if (status === 404 && notFoundIsNull) return null;
+        if (status === 401 || status === 403) {
+          throw new Code42AuthError(`Code42 refused the request to ${endpoint} with HTTP ${status} even with a fresh token: check the API client's roles`);
+        }
+        throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed with HTTP ${status}${describeBody(String(err.response.body ?? ''))}`, status, { cause: err });
+      }
+      if (err instanceof Code42AuthError || err instanceof Code42RequestError || err instanceof Code42ResponseError) throw err;
+      const code = err instanceof RequestError ? ` (${err.code})` : '';
+      throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed: ${(err as Error).message}${code}`, undefined, { cause: err });
+    }
+    try {
+      return parseUntrustedJson(text);
+    } catch (err) {
+      throw new Code42ResponseError(
+        `Code42 ${endpoint} answered with a body that is not JSON (content-type ${contentType ?? 'none'})${describeBody(text)}`,
+        { cause: err },
+      );
+    }
+  }
+}
+
+/** A short, safe excerpt of a response body for error messages. */
+function describeBody(text: string): string {
+  const trimmed = text.replace(/\s+/g, ' ').trim();
+  if (!trimmed) return '';
+  return `: ${trimmed.length > 160 ? `${trimmed.slice(0, 160)}…` : trimmed}`;
+}
+
+/** Hooks shared by the token and API requests: the request budget and per-request metrics. */
+function observingHooks(budget: RequestBudget | undefined, observer: RequestObserver | undefined): Partial<Hooks> {
+  const endpointOf = (options: Options): string => String((options.context as { endpoint?: string }).endpoint ?? 'other');
+  return {
+    beforeRequest: [
+      async (options) => {
+        (options.context as { startedAt?: number }).startedAt = Date.now();
+        if (budget) await budget.acquire(options.signal as AbortSignal | undefined);
+      },
+    ],
+    afterResponse: [
+      (response) => {
+        const options = response.request.options;
+        observer?.({
+          upstream: 'code42',
+          endpoint: endpointOf(options),
+          status: response.statusCode,
+          durationMs: response.timings.phases.total ?? 0,
+        });
+        return response;
+      },
+    ],
+    beforeRetry: [
+      (error) => {
+        if (!error.response) {
+          observer?.({ upstream: 'code42', endpoint: endpointOf(error.options), status: 'error', durationMs: error.timings?.phases.total ?? 0 });
+        }
+      },
+    ],
+    beforeError: [
+      (error) => {
+        if (!error.response && !(error.name === 'RetryError')) {
+          observer?.({ upstream: 'code42', endpoint: endpointOf(error.options), status: 'error', durationMs: error.timings?.phases.total ?? 0 });
+        }
+        return error;
+      },
+    ],
+  };
+}

@@ -1,0 +1,139 @@
+import convict from 'convict';
+import { parseDuration } from './duration.js';
+import { SEVERITY_WORDS, SESSION_STATES } from '../code42/vocabulary.js';
+
+/** Splits `a, b,c` (or takes an array from a JSON file) into trimmed, non-empty items. */
+function toList(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map((v) => (typeof v === 'string' ? v.trim() : v));
+  if (typeof value !== 'string') return value;
+  return value
+    .split(',')
+    .map((v) => v.trim())
+    .filter((v) => v.length > 0);
+}
+
+function assertList(value: unknown, allowed: readonly string[], what: string, normalise: (s: string) => string): void {
+  if (!Array.isArray(value) || value.length === 0) throw new Error(`must be a comma-separated list of ${what}`);
+  const bad = value.filter((v) => typeof v !== 'string' || !allowed.includes(normalise(v)));
+  if (bad.length > 0) throw new Error(`unknown ${what} ${bad.map((b) => JSON.stringify(b)).join(', ')}; allowed: ${allowed.join(', ')}`);
+}
+
+/** Rates such as `120/min`, `2/s`, `7200/h`, kept as requests per minute. */
+export function parseRate(value: unknown): number | undefined {
+  if (typeof value === 'number') return value > 0 ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*\/\s*(s|sec|second|m|min|minute|h|hour)\s*$/i.exec(value);
+  if (!m || m[1] === undefined || m[2] === undefined) return undefined;
+  const n = Number(m[1]);
+  const unit = m[2].toLowerCase();
+  const perMinute = unit.startsWith('s') ? n * 60 : unit.startsWith('h') ? n / 60 : n;
+  return perMinute > 0 ? perMinute : undefined;
+}
+
+let registered = false;
+
+/** Registers the project's convict formats once per process. */
+export function registerFormats(): void {
+  if (registered) return;
+  registered = true;
+  convict.addFormats({
+    'required-string': {
+      validate(value: unknown) {
+        if (typeof value !== 'string' || value.trim() === '') throw new Error('is required');
+      },
+    },
+    'optional-string': {
+      validate(value: unknown) {
+        if (value !== null && typeof value !== 'string') throw new Error('must be a string');
+      },
+    },
+    'http-url': {
+      validate(value: unknown) {
+        if (value === null || value === undefined || value === '') throw new Error('is required');
+        if (typeof value !== 'string') throw new Error('must be a URL');
+        let url: URL;
+        try {
+          url = new URL(value);
+        } catch {
+          throw new Error('must be an absolute http(s) URL');
+        }
+        if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('must be an http(s) URL');
+      },
+    },
+    'optional-http-url': {
+      validate(value: unknown) {
+        if (value === null || value === '') return;
+        if (typeof value !== 'string') throw new Error('must be a URL');
+        try {
+          const url = new URL(value);
+          if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new Error('bad protocol');
+        } catch {
+          throw new Error('must be an absolute http(s) URL');
+        }
+      },
+    },
+    'redis-url': {
+      validate(value: unknown) {
+        if (typeof value !== 'string') throw new Error('must be a redis:// or rediss:// URL');
+        try {
+          const url = new URL(value);
+          if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('bad protocol');
+        } catch {
+          throw new Error('must be a redis:// or rediss:// URL');
+        }
+      },
+    },
+    duration: {
+      validate(value: unknown) {
+        if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+          throw new Error('must be a duration such as 500ms, 30s, 5m, 2h or 1d');
+        }
+      },
+      coerce: (value: unknown) => parseDuration(value) ?? value,
+    },
+    'positive-duration': {
+      validate(value: unknown) {
+        if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+          throw new Error('must be a duration above zero such as 500ms, 30s, 5m, 2h or 1d');
+        }
+      },
+      coerce: (value: unknown) => parseDuration(value) ?? value,
+    },
+    rate: {
+      validate(value: unknown) {
+        if (typeof value !== 'number' || !(value > 0)) throw new Error('must be a rate such as 120/min, 2/s or 7200/h');
+      },
+      coerce: (value: unknown) => parseRate(value) ?? value,
+    },
+    'severity-list': {
+      validate(value: unknown) {
+        assertList(value, SEVERITY_WORDS, 'severity', (s) => s.toLowerCase());
+      },
+      coerce: (value: unknown) => toList(value),
+    },
+    'state-list': {
+      validate(value: unknown) {
+        assertList(value, SESSION_STATES, 'state', (s) => s.toUpperCase());
+      },
+      coerce: (value: unknown) => toList(value),
+    },
+    'positive-int': {
+      validate(value: unknown) {
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new Error('must be a whole number of at least 1');
+      },
+      coerce: (value: unknown) => (typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value),
+    },
+    'strict-boolean': {
+      validate(value: unknown) {
+        if (typeof value !== 'boolean') throw new Error('must be true or false');
+      },
+      coerce: (value: unknown) => {
+        if (typeof value !== 'string') return value;
+        const v = value.trim().toLowerCase();
+        if (['true', '1', 'yes', 'on'].includes(v)) return true;
+        if (['false', '0', 'no', 'off'].includes(v)) return false;
+        return value;
+      },
+    },
+  });
+}

@@ -1,0 +1,244 @@
+/**
+ * The configuration schema: every key, its environment variable, default and doc.
+ * Key names and env names are a contract with operators' files: add freely, rename nothing.
+ */
+export const schema = {
+  code42: {
+    apiUrl: {
+      doc: 'Code42 API gateway base URL, e.g. https://api.us.code42.com',
+      format: 'http-url',
+      default: null as string | null,
+      env: 'CODE42_API_URL',
+    },
+    consoleUrl: {
+      doc: 'Code42 console URL used for alert links in incidents; derived from the API URL (api. -> console.) when empty',
+      format: 'optional-http-url',
+      default: null as string | null,
+      env: 'CODE42_CONSOLE_URL',
+    },
+    clientId: {
+      doc: 'Code42 API client ID (key-...)',
+      format: 'required-string',
+      default: null as string | null,
+      env: 'CODE42_CLIENT_ID',
+    },
+    clientSecret: {
+      doc: 'Code42 API client secret',
+      format: 'required-string',
+      default: null as string | null,
+      env: 'CODE42_CLIENT_SECRET',
+      sensitive: true,
+    },
+    severities: {
+      doc: 'Alert severities to forward: comma list of critical, high, moderate, low',
+      format: 'severity-list',
+      default: ['critical', 'high', 'moderate', 'low'] as string[],
+      env: 'ALERT_SEVERITIES',
+    },
+    states: {
+      doc: 'Session states to forward (the latest state of the session): comma list',
+      format: 'state-list',
+      default: ['OPEN', 'OPEN_NEW_DATA'] as string[],
+      env: 'ALERT_STATES',
+    },
+    rateLimit: {
+      doc: 'Most Code42 requests this deployment makes, across all replicas (Incydr allows about 120/min)',
+      format: 'rate',
+      default: 120 as number | string,
+      env: 'CODE42_RATE_LIMIT',
+    },
+    timeout: {
+      doc: 'Time limit of one Code42 request',
+      format: 'positive-duration',
+      default: 60_000 as number | string,
+      env: 'CODE42_TIMEOUT',
+    },
+    caFile: {
+      doc: 'PEM file with the CA certificate(s) that sign the Code42 endpoint (private CA or TLS-inspecting proxy)',
+      format: 'optional-string',
+      default: null as string | null,
+      env: 'CODE42_CA_FILE',
+    },
+  },
+  poll: {
+    interval: {
+      doc: 'Time between two polls of Code42',
+      format: 'positive-duration',
+      default: 30_000 as number | string,
+      env: 'POLL_INTERVAL',
+    },
+    firstFetch: {
+      doc: 'How far back the very first poll looks',
+      format: 'duration',
+      default: 86_400_000 as number | string,
+      env: 'FIRST_FETCH',
+    },
+    lookback: {
+      doc: 'Overlap of each poll: sessions that begin this long before they become visible are still caught',
+      format: 'duration',
+      default: 7_200_000 as number | string,
+      env: 'LOOKBACK',
+    },
+  },
+  redis: {
+    url: {
+      doc: 'Redis URL; a password in it is treated as a secret',
+      format: 'redis-url',
+      default: 'redis://127.0.0.1:6379',
+      env: 'REDIS_URL',
+      sensitive: true,
+    },
+    prefix: {
+      doc: 'Prefix of every Redis key of this deployment',
+      format: 'required-string',
+      default: 'c42x',
+      env: 'QUEUE_PREFIX',
+    },
+  },
+  log: {
+    level: {
+      doc: 'Log level',
+      format: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+      env: 'LOG_LEVEL',
+    },
+  },
+  xsoar: {
+    url: {
+      doc: 'XSOAR 6 server URL, or the XSOAR 8 API URL (https://api-...)',
+      format: 'http-url',
+      default: null as string | null,
+      env: 'XSOAR_URL',
+    },
+    apiKey: {
+      doc: 'XSOAR API key',
+      format: 'required-string',
+      default: null as string | null,
+      env: 'XSOAR_API_KEY',
+      sensitive: true,
+    },
+    apiKeyId: {
+      doc: 'XSOAR 8 API key ID; when set, requests go to /xsoar/public/v1 with the x-xdr-auth-id header',
+      format: 'optional-string',
+      default: null as string | null,
+      env: 'XSOAR_API_KEY_ID',
+    },
+    authType: {
+      doc: 'XSOAR 8 key type: standard, or advanced (a nonce and timestamp hashed with the key on every request)',
+      format: ['standard', 'advanced'],
+      default: 'standard',
+      env: 'XSOAR_AUTH_TYPE',
+    },
+    incidentType: {
+      doc: 'Incident type of the incidents created',
+      format: 'required-string',
+      default: 'Code42 Security Alert',
+      env: 'XSOAR_INCIDENT_TYPE',
+    },
+    playbookId: {
+      doc: 'Playbook to attach to each incident; the incident type default when empty',
+      format: 'optional-string',
+      default: null as string | null,
+      env: 'XSOAR_PLAYBOOK_ID',
+    },
+    createInvestigation: {
+      doc: 'Start the investigation (and its playbook) when the incident is created',
+      format: 'strict-boolean',
+      default: true as boolean | string,
+      env: 'XSOAR_CREATE_INVESTIGATION',
+    },
+    caFile: {
+      doc: 'PEM file with the CA certificate(s) that sign the XSOAR server (on-prem XSOAR uses a self-signed one by default)',
+      format: 'optional-string',
+      default: null as string | null,
+      env: 'XSOAR_CA_FILE',
+    },
+    tlsInsecure: {
+      doc: 'Skip TLS certificate verification towards XSOAR only (opt-in, logged as a warning)',
+      format: 'strict-boolean',
+      default: false as boolean | string,
+      env: 'XSOAR_TLS_INSECURE',
+    },
+    timeout: {
+      doc: 'Time limit of one XSOAR request',
+      format: 'positive-duration',
+      default: 30_000 as number | string,
+      env: 'XSOAR_TIMEOUT',
+    },
+  },
+  enrich: {
+    includeFiles: {
+      doc: 'Fetch the file events of each session and put them in the incident',
+      format: 'strict-boolean',
+      default: true as boolean | string,
+      env: 'INCLUDE_FILES',
+    },
+    maxFileEvents: {
+      doc: 'Most file-event rows per incident; the rest are counted in the incident, never silently cut',
+      format: 'positive-int',
+      default: 1000 as number | string,
+      env: 'MAX_FILE_EVENTS',
+    },
+    cacheTtl: {
+      doc: 'How long actor and rule names are cached',
+      format: 'positive-duration',
+      default: 3_600_000 as number | string,
+      env: 'ENRICH_CACHE_TTL',
+    },
+  },
+  worker: {
+    concurrency: {
+      doc: 'Sessions forwarded in parallel by one process',
+      format: 'positive-int',
+      default: 8 as number | string,
+      env: 'WORKER_CONCURRENCY',
+    },
+    attempts: {
+      doc: 'Attempts per session before it stays in the failed set (exponential backoff with jitter between them)',
+      format: 'positive-int',
+      default: 10 as number | string,
+      env: 'WORKER_ATTEMPTS',
+    },
+    backoff: {
+      doc: 'Delay before the second attempt; it doubles with each further attempt',
+      format: 'positive-duration',
+      default: 5_000 as number | string,
+      env: 'WORKER_BACKOFF',
+    },
+    keepCompleted: {
+      doc: 'How long completed forward jobs are kept (failed jobs are kept until retried or removed)',
+      format: 'duration',
+      default: 604_800_000 as number | string,
+      env: 'KEEP_COMPLETED',
+    },
+  },
+  proxy: {
+    https: {
+      doc: 'HTTP(S) proxy for both upstreams, e.g. http://proxy:3128 (https_proxy is read too)',
+      format: 'optional-http-url',
+      default: null as string | null,
+      env: 'HTTPS_PROXY',
+      sensitive: true,
+    },
+    noProxy: {
+      doc: 'Comma list of hosts or domain suffixes that bypass the proxy (no_proxy is read too)',
+      format: 'optional-string',
+      default: null as string | null,
+      env: 'NO_PROXY',
+    },
+  },
+  http: {
+    port: {
+      doc: 'Port of the ops HTTP server (/livez, /readyz, /metrics)',
+      format: 'port',
+      default: 8080 as number | string,
+      env: 'HTTP_PORT',
+    },
+    host: {
+      doc: 'Address the ops HTTP server listens on',
+      format: 'required-string',
+      default: '0.0.0.0',
+      env: 'HTTP_HOST',
+    },
+  },
+};

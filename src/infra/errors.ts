@@ -1,0 +1,19 @@
+/**
+ * Base class of every error this project throws on purpose. Each subclass has a stable `code`
+ * that logs, metrics and the failed-job reasons use, and keeps the underlying `cause`.
+ */
+export class ForwarderError extends Error {
+  readonly code: string;
+
+  constructor(code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = this.constructor.name;
+    this.code = code;
+  }
+}
+
+/** Turns anything thrown into an Error, so callers can read `.message` safely. */
+export function toError(value: unknown): Error {
+  if (value instanceof Error) return value;
+  return new Error(typeof value === 'string' ? value : JSON.stringify(value));
+}

@@ -1,0 +1,51 @@
+/** BullMQ queue names. BullMQ keeps its keys under `<prefix>:<queue>:…`. */
+export const FORWARD_QUEUE = 'forward';
+export const POLL_QUEUE = 'poll';
+/** Stable id so every replica upserts the same scheduler instead of adding one each. */
+export const POLL_SCHEDULER_ID = 'poll-code42';
+
+/**
+ * The daemon's own Redis keys. They live under `<prefix>:state:` so they can never collide with a
+ * BullMQ queue's keys (`<prefix>:<queue>:…`).
+ */
+export interface StateKeys {
+  /** String: epoch ms of the last completed poll's query time. */
+  checkpoint: string;
+  /** Sorted set: session id → begin time, for every session already enqueued. */
+  seen: string;
+  /** Stream of rejected input records. */
+  rejected: string;
+  /** Sorted set: rejected item key → when, so a bad item re-read in the overlap is recorded once. */
+  rejectedIds: string;
+  /** Hash: session id → XSOAR incident id, written right after XSOAR accepted the incident. */
+  ledger: string;
+  /** String with a token: held by the process that is polling right now. */
+  pollLock: string;
+  /** Hash: outcome of the last poll (for readiness across replicas). */
+  lastPoll: string;
+}
+
+export function stateKeys(prefix: string): StateKeys {
+  const base = `${prefix}:state`;
+  return {
+    checkpoint: `${base}:checkpoint`,
+    seen: `${base}:seen`,
+    rejected: `${base}:rejected`,
+    rejectedIds: `${base}:rejected-ids`,
+    ledger: `${base}:ledger`,
+    pollLock: `${base}:poll-lock`,
+    lastPoll: `${base}:last-poll`,
+  };
+}
+
+/**
+ * Job id of a session's forward job. BullMQ refuses ids that are integers or contain `:`;
+ * percent-encoding keeps the mapping one-to-one.
+ */
+export function forwardJobId(sessionId: string): string {
+  return `session-${encodeURIComponent(sessionId)}`;
+}
+
+export function sessionIdFromJobId(jobId: string): string {
+  return decodeURIComponent(jobId.replace(/^session-/, ''));
+}

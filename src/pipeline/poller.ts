@@ -1,0 +1,199 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { IncydrClient, SessionQuery } from '../code42/incydr-client.js';
+import { Code42ResponseError } from '../code42/errors.js';
+import { SessionSchema, currentSeverity, latestState, parseOrThrow, type Session } from '../code42/schemas.js';
+import { severityNumber, type SessionState, type SeverityWord } from '../code42/vocabulary.js';
+import type { Logger } from '../infra/logger.js';
+import type { ForwardJobData } from './job-data.js';
+import { forwardJobId, type StateKeys } from './keys.js';
+import { PollState } from './poll-state.js';
+import { RedisLock } from './redis-lock.js';
+import { RejectedLog } from './rejected-log.js';
+
+/** Extra time sessions stay in the seen-set beyond the look-back window. */
+const SEEN_MARGIN_MS = 3_600_000;
+
+export interface PollResult {
+  /** Start of the window asked for (epoch ms). */
+  since: number;
+  /** The checkpoint written at the end (the poll's query time). */
+  checkpoint: number;
+  pages: number;
+  fetched: number;
+  enqueued: number;
+  alreadySeen: number;
+  filtered: number;
+  rejected: number;
+  durationMs: number;
+}
+
+/** Counters the poller reports as it goes (metrics subscribe here). */
+export interface PollerEvents {
+  onSessions?(counts: { seen: number; enqueued: number; filtered: number; rejected: number }): void;
+}
+
+export interface PollerOptions {
+  client: Pick<IncydrClient, 'iterateSessionPages'>;
+  redis: Redis;
+  /** The forward queue. */
+  queue: Queue;
+  keys: StateKeys;
+  severities: readonly SeverityWord[];
+  states: readonly SessionState[];
+  firstFetchMs: number;
+  lookbackMs: number;
+  logger: Logger;
+  events?: PollerEvents;
+  clock?: () => number;
+}
+
+/**
+ * One poll of Code42: read every page of sessions since the checkpoint (minus the look-back overlap),
+ * enqueue each session not seen before, then advance the checkpoint. The checkpoint moves only after
+ * every session of the poll is in the queue, so a crash at any point loses nothing; the seen-set and
+ * the job ids make the re-read overlap free of duplicates.
+ */
+export class Poller {
+  private readonly state: PollState;
+  private readonly rejected: RejectedLog;
+  private readonly lock: RedisLock;
+  private readonly clock: () => number;
+  private readonly severityNumbers: number[];
+
+  constructor(private readonly opts: PollerOptions) {
+    this.state = new PollState(opts.redis, opts.keys);
+    this.rejected = new RejectedLog(opts.redis, opts.keys);
+    this.lock = new RedisLock(opts.redis, opts.keys.pollLock);
+    this.clock = opts.clock ?? Date.now;
+    this.severityNumbers = opts.severities.map(severityNumber);
+  }
+
+  /** Runs one poll; resolves null when another process is polling right now. */
+  async runOnce(): Promise<PollResult | null> {
+    if (!(await this.lock.acquire())) {
+      this.opts.logger.debug('another process is polling; skipping this turn');
+      return null;
+    }
+    const startedAt = this.clock();
+    try {
+      const result = await this.poll(startedAt);
+      await this.state.recordPoll({ ok: true, at: this.clock(), enqueued: result.enqueued });
+      return result;
+    } catch (err) {
+      await this.state.recordPoll({ ok: false, at: this.clock(), error: (err as Error).message }).catch(() => undefined);
+      throw err;
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  private async poll(startedAt: number): Promise<PollResult> {
+    const { logger } = this.opts;
+    const checkpoint = await this.state.getCheckpoint();
+    const since = checkpoint === null ? startedAt - this.opts.firstFetchMs : checkpoint - this.opts.lookbackMs;
+    const query: SessionQuery = { onOrAfter: since, severities: this.severityNumbers, states: this.opts.states };
+    const result: PollResult = {
+      since,
+      checkpoint: startedAt,
+      pages: 0,
+      fetched: 0,
+      enqueued: 0,
+      alreadySeen: 0,
+      filtered: 0,
+      rejected: 0,
+      durationMs: 0,
+    };
+    logger.debug({ since: new Date(since).toISOString(), firstPoll: checkpoint === null }, 'poll started');
+
+    for await (const page of this.opts.client.iterateSessionPages(query)) {
+      result.pages += 1;
+      result.fetched += page.items.length;
+      const counts = await this.handlePage(page.items, startedAt);
+      result.enqueued += counts.enqueued;
+      result.alreadySeen += counts.alreadySeen;
+      result.filtered += counts.filtered;
+      result.rejected += counts.rejected;
+      this.opts.events?.onSessions?.({
+        seen: page.items.length,
+        enqueued: counts.enqueued,
+        filtered: counts.filtered,
+        rejected: counts.rejected,
+      });
+    }
+
+    await this.state.advanceCheckpoint(startedAt);
+    const cutoff = startedAt - this.opts.lookbackMs - SEEN_MARGIN_MS;
+    await this.state.pruneSeen(cutoff);
+    await this.rejected.pruneIds(cutoff);
+    result.durationMs = this.clock() - startedAt;
+    logger.info(
+      {
+        since: new Date(since).toISOString(),
+        checkpoint: new Date(startedAt).toISOString(),
+        pages: result.pages,
+        fetched: result.fetched,
+        enqueued: result.enqueued,
+        alreadySeen: result.alreadySeen,
+        filtered: result.filtered,
+        rejected: result.rejected,
+        durationMs: result.durationMs,
+      },
+      'poll completed',
+    );
+    return result;
+  }
+
+  private async handlePage(
+    items: readonly unknown[],
+    polledAt: number,
+  ): Promise<{ enqueued: number; alreadySeen: number; filtered: number; rejected: number }> {
+    const { logger } = this.opts;
+    let rejected = 0;
+    let filtered = 0;
+    const valid = new Map<string, Session>();
+    for (const raw of items) {
+      let session: Session;
+      try {
+        session = parseOrThrow(SessionSchema, raw, 'session');
+      } catch (err) {
+        if (!(err instanceof Code42ResponseError)) throw err;
+        const sessionId = err.sessionId ?? null;
+        const isNew = await this.rejected.record({ sessionId, reason: err.message, raw, at: this.clock() });
+        if (isNew) {
+          rejected += 1;
+          logger.warn({ alertId: sessionId ?? undefined, field: err.field, reason: err.message }, 'session rejected: invalid input from Code42');
+        }
+        continue;
+      }
+      if (!this.matchesFilter(session)) {
+        filtered += 1;
+        logger.debug({ alertId: session.sessionId }, 'session skipped: severity or state outside the configured filter');
+        continue;
+      }
+      valid.set(session.sessionId, session);
+    }
+
+    const fresh = await this.state.unseen([...valid.keys()]);
+    const alreadySeen = valid.size - fresh.length;
+    if (fresh.length > 0) {
+      const jobs = fresh.map((sessionId) => {
+        const session = valid.get(sessionId) as Session;
+        const data: ForwardJobData = { v: 1, sessionId, session, polledAt };
+        return { name: 'forward', data, opts: { jobId: forwardJobId(sessionId) } };
+      });
+      // The add resolves once the jobs are stored in Redis; only then are they marked seen.
+      await this.opts.queue.addBulk(jobs);
+      await this.state.markSeen(fresh.map((id) => ({ sessionId: id, beginTime: (valid.get(id) as Session).beginTime })));
+      for (const sessionId of fresh) logger.debug({ alertId: sessionId }, 'session enqueued');
+    }
+    return { enqueued: fresh.length, alreadySeen, filtered, rejected };
+  }
+
+  /** The API filters too; this second check keeps a lenient server from widening the operator's choice. */
+  private matchesFilter(session: Session): boolean {
+    const severity = currentSeverity(session);
+    const state = latestState(session.states)?.state;
+    return this.severityNumbers.includes(severity) && state !== undefined && (this.opts.states as readonly string[]).includes(state);
+  }
+}

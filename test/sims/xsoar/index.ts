@@ -1,0 +1,18 @@
+export { XsoarSimulator, normalizeRfc3339 } from './xsoar-simulator.js';
+export type {
+  CreateIncidentBody,
+  StoredIncident,
+  XsoarFaults,
+  XsoarLabel,
+  XsoarRequestRecord,
+  XsoarSimulatorOptions,
+  XsoarStats,
+} from './xsoar-simulator.js';
+export {
+  DEFAULT_UNSEARCHABLE_FIELDS,
+  QuerySyntaxError,
+  matchesQuery,
+  parseQuery,
+  queryMatches,
+} from './query.js';
+export type { CompareOp, MatchOptions, QueryNode, SearchableIncident, SearchableLabel } from './query.js';

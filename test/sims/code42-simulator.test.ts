@@ -301,6 +301,20 @@ describe('Code42 simulator', () => {
       if (visibleAt !== undefined) assert.ok(visibleAt > s.beginTime);
     }
     assert.ok(a.sessions.some((s) => s.visibleAt !== undefined));
+    const skewed = generateTenant({
+      sessions: 30,
+      seed: 4,
+      beginFrom: T0 - 1000,
+      beginTo: T0,
+      severityWeights: [0, 0, 0, 1, 0],
+      stateWeights: { CLOSED_FP: 1 },
+    });
+    for (const { session: s } of skewed.sessions) {
+      assert.equal(Math.max(...s.scores.map((x) => x.severity)), 3);
+      const latest = [...s.states].sort((x, y) => x.sourceTimestamp - y.sourceTimestamp).at(-1);
+      assert.equal(latest?.state, 'CLOSED_FP');
+      assert.equal(latest?.stateV2, 'CLOSED_FP');
+    }
     const plain = generateTenant({ sessions: 3, seed: 11, beginFrom: T0 - 1000, beginTo: T0 });
     assert.ok(plain.sessions.every((s) => s.session.actorName === undefined && s.session.triggeredAlerts.every((x) => !('ruleName' in x))));
   });

@@ -123,7 +123,9 @@ interface SessionEntry {
   id: string | undefined;
   /** JSON text sent in pages and GET. */
   json: string;
-  events: FileEventV2[];
+  /** JSON text of the session's file events array, and their count. */
+  eventsJson: string;
+  eventCount: number;
   visibleAt: number | undefined;
   beginTime: number | undefined;
   endTime: number | undefined;
@@ -374,12 +376,18 @@ export class Code42Simulator {
 
   /** token → expiry (sim clock, epoch ms). */
   private readonly tokens = new Map<string, number>();
+  /** Every token ever minted, revoked ones included (secret-leak checks grep logs for them). */
+  private readonly minted: string[] = [];
   private readonly faults: QueuedFault[] = [];
 
   private readonly entries: SessionEntry[] = [];
   private readonly byId = new Map<string, SessionEntry>();
   private seq = 0;
   private autoId = 0;
+  /** Bumped on every session change; keys the list cache. */
+  private version = 0;
+  /** Last filtered + sorted list, reused while paging through the same query. */
+  private listCache: { key: string; version: number; validUntil: number; matching: SessionEntry[] } | undefined;
 
   private readonly actorMap = new Map<string, WireActor>();
   private readonly ruleMap = new Map<string, WireRule>();
@@ -433,6 +441,10 @@ export class Code42Simulator {
    * kept unless `opts.events` is given.
    */
   addSession(session: SessionInput, opts: { events?: FileEventV2[]; visibleAt?: number } = {}): WireSession {
+    return JSON.parse(this.storeSession(session, opts).json) as WireSession;
+  }
+
+  private storeSession(session: SessionInput, opts: { events?: FileEventV2[]; visibleAt?: number }): SessionEntry {
     const now = this.clock();
     const beginTime = session.beginTime ?? now - 5 * 60_000;
     const endTime = session.endTime ?? beginTime + 60_000;
@@ -462,14 +474,17 @@ export class Code42Simulator {
       type: 'STANDARD',
       userId: '1000000000000000001',
     };
-    const wire = structuredClone(overlay(defaults, session));
+    // Stored as JSON text (a deep copy that the caller cannot mutate afterwards, and ready to send).
+    const json = JSON.stringify(overlay(defaults, session));
+    const wire = JSON.parse(json) as WireSession;
     const existing = this.byId.get(wire.sessionId);
     const entry: SessionEntry = {
       seq: existing?.seq ?? ++this.seq,
       wire,
       id: wire.sessionId,
-      json: JSON.stringify(wire),
-      events: opts.events ? structuredClone(opts.events) : existing?.events ?? [],
+      json,
+      eventsJson: opts.events ? JSON.stringify(opts.events) : existing?.eventsJson ?? '[]',
+      eventCount: opts.events ? opts.events.length : existing?.eventCount ?? 0,
       visibleAt: opts.visibleAt,
       beginTime: wire.beginTime,
       endTime: wire.endTime,
@@ -477,7 +492,8 @@ export class Code42Simulator {
     if (existing) this.entries[this.entries.indexOf(existing)] = entry;
     else this.entries.push(entry);
     this.byId.set(wire.sessionId, entry);
-    return structuredClone(wire);
+    this.version += 1;
+    return entry;
   }
 
   /**
@@ -498,11 +514,13 @@ export class Code42Simulator {
       wire: undefined,
       id: typeof id === 'string' ? id : undefined,
       json,
-      events: [],
+      eventsJson: '[]',
+      eventCount: 0,
       visibleAt: opts.visibleAt,
       beginTime: numeric(own('beginTime')),
       endTime: numeric(own('endTime')),
     });
+    this.version += 1;
   }
 
   /** Adds or replaces an actor; fields not given default to null / empty like a sparse real profile. */
@@ -529,7 +547,7 @@ export class Code42Simulator {
     for (const s of t.sessions) {
       const opts: { events: FileEventV2[]; visibleAt?: number } = { events: s.events };
       if (s.visibleAt !== undefined) opts.visibleAt = s.visibleAt;
-      this.addSession(s.session, opts);
+      this.storeSession(s.session, opts);
     }
   }
 
@@ -540,12 +558,12 @@ export class Code42Simulator {
   }
 
   getSession(id: string): WireSession | undefined {
-    const wire = this.byId.get(id)?.wire;
-    return wire ? structuredClone(wire) : undefined;
+    const entry = this.byId.get(id);
+    return entry ? (JSON.parse(entry.json) as WireSession) : undefined;
   }
 
   eventsOf(id: string): FileEventV2[] {
-    return structuredClone(this.byId.get(id)?.events ?? []);
+    return JSON.parse(this.byId.get(id)?.eventsJson ?? '[]') as FileEventV2[];
   }
 
   actors(): WireActor[] {
@@ -558,6 +576,11 @@ export class Code42Simulator {
 
   // -------------------------------------------------------------------------------------------------------------
   // Faults
+
+  /** Every access token this simulator has issued, in order. */
+  issuedTokens(): string[] {
+    return [...this.minted];
+  }
 
   /** Every token issued so far answers 401 from now on (new tokens work). */
   expireAllTokens(): void {
@@ -768,6 +791,7 @@ export class Code42Simulator {
       randomBytes(32).toString('base64url'),
     ].join('.');
     this.tokens.set(token, expiresAt);
+    this.minted.push(token);
     this.counters.tokensIssued += 1;
     return jsonReply(200, { access_token: token, token_type: 'bearer', expires_in: this.tokenTtlSeconds });
   }
@@ -796,15 +820,9 @@ export class Code42Simulator {
         const id = decodeSegment(segments[3]);
         const entry = this.visibleEntry(id);
         if (!entry) return msg(404, 'Session not found');
-        if (entry.events.length === 0) return msg(404, `No alerts or file events found for session ${id}`);
-        return jsonReply(200, {
-          queryResult: {
-            fileEvents: entry.events,
-            nextPgToken: '',
-            problems: null,
-            totalCount: entry.events.length,
-          },
-        });
+        if (entry.eventCount === 0) return msg(404, `No alerts or file events found for session ${id}`);
+        const body = `{"queryResult":{"fileEvents":${entry.eventsJson},"nextPgToken":"","problems":null,"totalCount":${entry.eventCount}}}`;
+        return { status: 200, body, contentType: JSON_TYPE, headers: {} };
       }
       case 'actors.get': {
         const actor = this.actorMap.get(decodeSegment(segments[5]));
@@ -837,6 +855,23 @@ export class Code42Simulator {
     const parsed = parseListQuery(q);
     if (typeof parsed === 'string') return msg(400, parsed);
     const now = this.clock();
+    const matching = this.matchingSessions(parsed, now);
+    const start = parsed.pageNumber * parsed.pageSize;
+    const page = matching.slice(start, start + parsed.pageSize);
+    const body = `{"items":[${page.map((e) => e.json).join(',')}],"totalCount":${matching.length}}`;
+    return { status: 200, body, contentType: JSON_TYPE, headers: {} };
+  }
+
+  private matchingSessions(parsed: ListQuery, now: number): SessionEntry[] {
+    const { pageNumber: _pageNumber, pageSize: _pageSize, ...filters } = parsed;
+    const key = JSON.stringify(filters);
+    const cached = this.listCache;
+    if (cached && cached.key === key && cached.version === this.version && now < cached.validUntil) return cached.matching;
+
+    let validUntil = Number.POSITIVE_INFINITY;
+    for (const e of this.entries) {
+      if (e.visibleAt !== undefined && e.visibleAt > now && e.visibleAt < validUntil) validUntil = e.visibleAt;
+    }
     const states = new Set(parsed.states);
     const severities = new Set(parsed.severities);
     const ruleIds = new Set(parsed.ruleIds);
@@ -857,17 +892,16 @@ export class Code42Simulator {
       return true;
     });
 
-    const key = (e: SessionEntry): number =>
+    const sortKey = (e: SessionEntry): number =>
       parsed.orderBy === 'score' ? (e.wire ? latestScore(e.wire) : 0) : e.endTime ?? e.beginTime ?? 0;
+    const keyed = matching.map((e) => ({ e, k: sortKey(e) }));
     const direction = parsed.descending ? -1 : 1;
-    matching.sort((a, b) => {
-      const diff = key(a) - key(b);
-      return diff !== 0 ? diff * direction : a.seq - b.seq;
+    keyed.sort((a, b) => {
+      const diff = a.k - b.k;
+      return diff !== 0 ? diff * direction : a.e.seq - b.e.seq;
     });
-
-    const start = parsed.pageNumber * parsed.pageSize;
-    const page = matching.slice(start, start + parsed.pageSize);
-    const body = `{"items":[${page.map((e) => e.json).join(',')}],"totalCount":${matching.length}}`;
-    return { status: 200, body, contentType: JSON_TYPE, headers: {} };
+    const sorted = keyed.map((x) => x.e);
+    this.listCache = { key, version: this.version, validUntil, matching: sorted };
+    return sorted;
   }
 }

@@ -1,0 +1,53 @@
+import { ForwarderError } from '../infra/errors.js';
+
+/** XSOAR refused the API key (403 on 6.x, 401 on 8.x). Retrying does not help. */
+export class XsoarAuthError extends ForwarderError {
+  constructor(message: string) {
+    super('XSOAR_AUTH', message);
+  }
+}
+
+/** XSOAR refused the request itself (400, 413, other 4xx): the incident as built cannot be created. */
+export class XsoarRejectedError extends ForwarderError {
+  readonly statusCode: number;
+  /** XSOAR's own explanation (`detail` and `error` of its error body), quoted. */
+  readonly detail: string;
+
+  constructor(statusCode: number, detail: string) {
+    super('XSOAR_REJECTED', `XSOAR rejected the request (HTTP ${statusCode}): ${detail}`);
+    this.statusCode = statusCode;
+    this.detail = detail;
+  }
+}
+
+/** XSOAR answered 429. */
+export class XsoarRateLimitedError extends ForwarderError {
+  readonly retryAfterMs: number;
+
+  constructor(retryAfterMs: number) {
+    super('XSOAR_RATE_LIMITED', `XSOAR is rate limiting (retry after ${retryAfterMs} ms)`);
+    this.retryAfterMs = retryAfterMs;
+  }
+}
+
+/**
+ * A transient failure (5xx, timeout, connection error). `ambiguous` is true when XSOAR may have
+ * received and stored the request although no success came back.
+ */
+export class XsoarUnavailableError extends ForwarderError {
+  readonly ambiguous: boolean;
+  readonly statusCode: number | undefined;
+
+  constructor(message: string, ambiguous: boolean, statusCode?: number, options?: { cause?: unknown }) {
+    super('XSOAR_UNAVAILABLE', message, options);
+    this.ambiguous = ambiguous;
+    this.statusCode = statusCode;
+  }
+}
+
+/** XSOAR answered 2xx with a body this client cannot use. */
+export class XsoarResponseError extends ForwarderError {
+  constructor(message: string) {
+    super('XSOAR_BAD_RESPONSE', message);
+  }
+}

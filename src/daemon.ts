@@ -10,12 +10,18 @@ import { stateKeys, type StateKeys } from './pipeline/keys.js';
 import { PollScheduler } from './pipeline/poll-scheduler.js';
 import { Poller, type PollerEvents } from './pipeline/poller.js';
 import { createForwardQueue } from './pipeline/queues.js';
+import { ForwardWorker, type ForwardWorkerEvents } from './pipeline/forward-worker.js';
+import { Ledger } from './pipeline/ledger.js';
+import { SessionEnricher } from './pipeline/session-enricher.js';
+import { UpstreamStatus } from './pipeline/upstream-status.js';
+import { XsoarClient } from './xsoar/xsoar-client.js';
 
 export interface DaemonOptions {
   config: Config;
   logger: Logger;
   observer?: RequestObserver;
   pollerEvents?: PollerEvents;
+  workerEvents?: ForwardWorkerEvents;
   clock?: () => number;
 }
 
@@ -28,7 +34,10 @@ export class Daemon {
   private readonly connections: Redis[] = [];
   private scheduler: PollScheduler | undefined;
   private forwardQueue: Queue | undefined;
+  private worker: ForwardWorker | undefined;
+  readonly status = new UpstreamStatus();
   client: IncydrClient | undefined;
+  xsoar: XsoarClient | undefined;
   poller: Poller | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
@@ -81,6 +90,44 @@ export class Daemon {
       ...(this.opts.pollerEvents ? { events: this.opts.pollerEvents } : {}),
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
+    if (config.xsoar.tlsInsecure) {
+      logger.warn('XSOAR_TLS_INSECURE is on: the XSOAR certificate is not verified');
+    }
+    this.xsoar = new XsoarClient({
+      url: config.xsoar.url,
+      apiKey: config.xsoar.apiKey,
+      apiKeyId: config.xsoar.apiKeyId,
+      authType: config.xsoar.authType,
+      timeoutMs: config.xsoar.timeout,
+      caFile: config.xsoar.caFile,
+      insecure: config.xsoar.tlsInsecure,
+      proxy: config.proxy.https,
+      noProxy: config.proxy.noProxy,
+      ...(this.opts.observer ? { observer: this.opts.observer } : {}),
+    });
+    this.worker = new ForwardWorker({
+      connection: this.connect('c42x-worker'),
+      prefix: config.redis.prefix,
+      concurrency: config.worker.concurrency,
+      queue: this.forwardQueue,
+      ledger: new Ledger(state, this.keys),
+      enricher: new SessionEnricher({ client: this.client, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl }),
+      xsoar: this.xsoar,
+      mapping: {
+        incidentType: config.xsoar.incidentType,
+        consoleUrl: config.code42.consoleUrl,
+        createInvestigation: config.xsoar.createInvestigation,
+        playbookId: config.xsoar.playbookId,
+        includeFiles: config.enrich.includeFiles,
+        maxFileEvents: config.enrich.maxFileEvents,
+      },
+      status: this.status,
+      searchSettleMs: config.xsoar.searchSettle,
+      logger: logger.child({ component: 'worker' }),
+      ...(this.opts.workerEvents ? { events: this.opts.workerEvents } : {}),
+      ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+    });
+    this.worker.start();
     this.scheduler = new PollScheduler({
       connection: this.connect('c42x-poll'),
       prefix: config.redis.prefix,
@@ -107,6 +154,7 @@ export class Daemon {
 
   async stop(): Promise<void> {
     await this.scheduler?.stop();
+    await this.worker?.close();
     await this.forwardQueue?.close();
     await Promise.all(this.connections.map((c) => closeRedis(c)));
     this.opts.logger.info('stopped');

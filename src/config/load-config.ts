@@ -32,6 +32,7 @@ export interface Config {
     createInvestigation: boolean;
     caFile: string | null;
     tlsInsecure: boolean;
+    searchSettle: number;
     timeout: number;
   };
   enrich: { includeFiles: boolean; maxFileEvents: number; cacheTtl: number };

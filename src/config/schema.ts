@@ -159,6 +159,12 @@ export const schema = {
       default: false as boolean | string,
       env: 'XSOAR_TLS_INSECURE',
     },
+    searchSettle: {
+      doc: 'After a create whose outcome is unknown (timeout, lost answer, 5xx), wait this long before searching XSOAR for it, so the search index has caught up',
+      format: 'duration',
+      default: 2_000 as number | string,
+      env: 'XSOAR_SEARCH_SETTLE',
+    },
     timeout: {
       doc: 'Time limit of one XSOAR request',
       format: 'positive-duration',

@@ -1,0 +1,221 @@
+import { DelayedError, RateLimitError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { Code42AuthError, Code42ResponseError } from '../code42/errors.js';
+import type { Logger } from '../infra/logger.js';
+import { MappingError, mapSessionToIncident, type MappingOptions } from '../xsoar/incident-mapper.js';
+import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarUnavailableError } from '../xsoar/errors.js';
+import type { XsoarClient } from '../xsoar/xsoar-client.js';
+import { parseForwardJobData, type ForwardJobData } from './job-data.js';
+import { FORWARD_QUEUE } from './keys.js';
+import type { Ledger } from './ledger.js';
+import type { SessionEnricher } from './session-enricher.js';
+import type { Upstream, UpstreamStatus } from './upstream-status.js';
+
+/** What a forward job returns (kept with the completed job). */
+export interface ForwardResult {
+  incidentId: string;
+  /** How the incident id was obtained. */
+  via: 'created' | 'ledger' | 'search';
+}
+
+/** Reason classes for failed jobs and metrics. */
+export type FailureClass = 'invalid_input' | 'xsoar_rejected' | 'auth' | 'transient' | 'unknown';
+
+export interface ForwardWorkerEvents {
+  onForwarded?(result: ForwardResult, durationMs: number): void;
+  onFailed?(failure: FailureClass, final: boolean): void;
+  onRateLimited?(upstream: Upstream, waitMs: number): void;
+}
+
+export interface ForwardWorkerOptions {
+  /** Connection for the worker; BullMQ duplicates it for blocking reads. */
+  connection: Redis;
+  prefix: string;
+  concurrency: number;
+  /** The forward queue itself: rate limiting pauses it. */
+  queue: Queue;
+  ledger: Ledger;
+  enricher: SessionEnricher;
+  xsoar: XsoarClient;
+  mapping: MappingOptions;
+  status: UpstreamStatus;
+  logger: Logger;
+  events?: ForwardWorkerEvents;
+  /**
+   * After an ambiguous create, wait at least this long before searching XSOAR for it, so a freshly
+   * created incident has reached XSOAR's search index. @defaultValue 2000
+   */
+  searchSettleMs?: number;
+  /** How long the queue pauses while an upstream refuses our credentials. @defaultValue 60000 */
+  authPauseMs?: number;
+  clock?: () => number;
+}
+
+/**
+ * The BullMQ worker of the forward queue: for each session, check the ledger, enrich, map, create the
+ * XSOAR incident, record it. Every failure becomes a BullMQ outcome here, in one place:
+ * bad input and XSOAR 400 → failed set at once (UnrecoverableError), XSOAR 429 or bad credentials →
+ * the queue pauses without burning attempts (RateLimitError), anything transient → retried with backoff.
+ */
+export class ForwardWorker {
+  private worker: Worker | undefined;
+  private readonly clock: () => number;
+
+  constructor(private readonly opts: ForwardWorkerOptions) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  start(): void {
+    const { connection, prefix, concurrency, logger } = this.opts;
+    this.worker = new Worker(FORWARD_QUEUE, (job, token, signal) => this.process(job, token, signal), {
+      connection,
+      prefix,
+      concurrency,
+      // Required for queue.rateLimit() to take effect; high enough never to limit by itself.
+      limiter: { max: 100_000, duration: 1_000 },
+      // A crash of this process is not the job's fault: let it be picked up again many times.
+      maxStalledCount: 10,
+    });
+    this.worker.on('error', (err) => logger.error({ err }, 'forward worker error'));
+    this.worker.on('failed', (job, err) => {
+      if (!job) return;
+      const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
+      if (final) logger.error({ alertId: sessionOf(job), jobId: job.id, attempts: job.attemptsMade, reason: err.message }, 'session moved to the failed set');
+    });
+  }
+
+  get running(): boolean {
+    return this.worker?.isRunning() ?? false;
+  }
+
+  /** Stops taking jobs and waits for the running ones (bounded by the caller). */
+  async close(force = false): Promise<void> {
+    await this.worker?.close(force);
+  }
+
+  /** Aborts the in-flight HTTP requests of running jobs; they go back to the queue. */
+  cancelAll(reason: string): void {
+    this.worker?.cancelAllJobs(reason);
+  }
+
+  private async process(job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<ForwardResult> {
+    const started = this.clock();
+    let data: ForwardJobData;
+    try {
+      data = parseForwardJobData(job.data);
+    } catch (err) {
+      this.opts.events?.onFailed?.('invalid_input', true);
+      throw new UnrecoverableError(`invalid job data: ${(err as Error).message}`);
+    }
+    const log = this.opts.logger.child({ alertId: data.sessionId, jobId: job.id, attempt: job.attemptsMade + 1 });
+    try {
+      const result = await this.forward(data, job, token, signal, log);
+      this.opts.events?.onForwarded?.(result, this.clock() - started);
+      return result;
+    } catch (err) {
+      throw await this.outcome(err, job, log);
+    }
+  }
+
+  private async forward(data: ForwardJobData, job: Job, token: string | undefined, signal: AbortSignal | undefined, log: Logger): Promise<ForwardResult> {
+    const { ledger, xsoar, mapping } = this.opts;
+    const { sessionId, session } = data;
+
+    const known = await ledger.incidentFor(sessionId);
+    if (known) {
+      log.info({ incidentId: known }, 'session already forwarded (ledger); nothing to do');
+      return { incidentId: known, via: 'ledger' };
+    }
+
+    const inFlightSince = await ledger.inFlightSince(sessionId);
+    if (inFlightSince !== null) {
+      const settle = this.opts.searchSettleMs ?? 2_000;
+      const wait = inFlightSince + settle - this.clock();
+      if (wait > 0 && token) {
+        await job.moveToDelayed(this.clock() + wait, token);
+        throw new DelayedError();
+      }
+      const found = await xsoar.findIncidentsForSession(sessionId, mapping.incidentType, signal);
+      this.opts.status.markOk('xsoar');
+      if (found.length > 0) {
+        const incidentId = (found[0] as { id: string }).id;
+        await ledger.record(sessionId, incidentId);
+        log.info({ incidentId, matches: found.length }, 'earlier create had reached XSOAR; recorded it instead of creating again');
+        return { incidentId, via: 'search' };
+      }
+      log.info('earlier create did not reach XSOAR; creating');
+    }
+
+    const enrichment = await this.opts.enricher.enrich(session);
+    this.opts.status.markOk('code42');
+    const incident = mapSessionToIncident(session, enrichment, mapping);
+
+    await ledger.markInFlight(sessionId, this.clock());
+    const createStarted = this.clock();
+    const { id } = await xsoar.createIncident(incident, signal);
+    await ledger.record(sessionId, id);
+    this.opts.status.markOk('xsoar');
+    log.info(
+      { incidentId: id, severity: incident.severity, fileEvents: enrichment.eventsTotal, durationMs: this.clock() - createStarted },
+      'incident created',
+    );
+    return { incidentId: id, via: 'created' };
+  }
+
+  /** Turns a failure into what BullMQ should do with the job. */
+  private async outcome(err: unknown, job: Job, log: Logger): Promise<Error> {
+    const { ledger, queue, events } = this.opts;
+    const sessionId = sessionOf(job);
+    if (err instanceof DelayedError || err instanceof RateLimitError || err instanceof UnrecoverableError) return err;
+
+    if (err instanceof XsoarRateLimitedError) {
+      await ledger.clearInFlight(sessionId).catch(() => undefined);
+      log.warn({ retryAfterMs: err.retryAfterMs }, 'XSOAR answered 429; pausing the queue');
+      events?.onRateLimited?.('xsoar', err.retryAfterMs);
+      return this.pauseQueue(queue, err.retryAfterMs);
+    }
+    if (err instanceof XsoarAuthError || err instanceof Code42AuthError) {
+      const upstream: Upstream = err instanceof XsoarAuthError ? 'xsoar' : 'code42';
+      if (upstream === 'xsoar') await ledger.clearInFlight(sessionId).catch(() => undefined);
+      const pause = this.opts.authPauseMs ?? 60_000;
+      // One error line per pause, not one per job.
+      if (this.opts.status.markAuthFailure(upstream, err.message) || this.clock() - (this.lastAuthLog ?? 0) > pause) {
+        this.lastAuthLog = this.clock();
+        log.error({ upstream, pauseMs: pause }, err.message);
+      }
+      events?.onFailed?.('auth', false);
+      return this.pauseQueue(queue, pause);
+    }
+    if (err instanceof XsoarRejectedError) {
+      await ledger.clearInFlight(sessionId).catch(() => undefined);
+      events?.onFailed?.('xsoar_rejected', true);
+      return new UnrecoverableError(err.message);
+    }
+    if (err instanceof MappingError || err instanceof Code42ResponseError) {
+      events?.onFailed?.('invalid_input', true);
+      return new UnrecoverableError(err.message);
+    }
+    if (err instanceof XsoarUnavailableError) {
+      if (!err.ambiguous) await ledger.clearInFlight(sessionId).catch(() => undefined);
+      log.warn({ err, ambiguous: err.ambiguous }, 'XSOAR create failed; will retry');
+    } else {
+      log.warn({ err }, 'forwarding failed; will retry');
+    }
+    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    events?.onFailed?.(err instanceof XsoarUnavailableError ? 'transient' : 'unknown', final);
+    return err instanceof Error ? err : new Error(String(err));
+  }
+
+  private lastAuthLog: number | undefined;
+
+  /** Pauses the whole queue (not just this job) and tells BullMQ to put the job back without an attempt. */
+  private async pauseQueue(queue: Queue, ms: number): Promise<RateLimitError> {
+    await queue.rateLimit(Math.max(1, Math.ceil(ms))).catch((e: unknown) => this.opts.logger.warn({ err: e }, 'could not pause the queue'));
+    return new RateLimitError();
+  }
+}
+
+function sessionOf(job: Job): string {
+  const data = job.data as { sessionId?: unknown } | undefined;
+  return typeof data?.sessionId === 'string' ? data.sessionId : String(job.id);
+}

@@ -1,0 +1,51 @@
+import type { Redis } from 'ioredis';
+import type { StateKeys } from './keys.js';
+
+/**
+ * The exactly-once record: session id → XSOAR incident id, written right after XSOAR accepted the
+ * incident and read before every create. Beside it, an "in flight" mark written just before each
+ * create: if a create's outcome is unknown (crash, timeout, lost response, 5xx), the mark survives and
+ * the next attempt searches XSOAR before creating again.
+ */
+export class Ledger {
+  private readonly inflightKey: string;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: StateKeys,
+  ) {
+    this.inflightKey = `${keys.ledger}:inflight`;
+  }
+
+  async incidentFor(sessionId: string): Promise<string | null> {
+    return this.redis.hget(this.keys.ledger, sessionId);
+  }
+
+  /** Records the incident and clears the in-flight mark in one step. */
+  async record(sessionId: string, incidentId: string): Promise<void> {
+    await this.redis.multi().hset(this.keys.ledger, sessionId, incidentId).hdel(this.inflightKey, sessionId).exec();
+  }
+
+  async forget(sessionId: string): Promise<void> {
+    await this.redis.hdel(this.keys.ledger, sessionId);
+  }
+
+  async markInFlight(sessionId: string, at: number): Promise<void> {
+    await this.redis.hset(this.inflightKey, sessionId, String(at));
+  }
+
+  /** When an earlier create of this session started without a known outcome; null when none did. */
+  async inFlightSince(sessionId: string): Promise<number | null> {
+    const value = await this.redis.hget(this.inflightKey, sessionId);
+    return value === null ? null : Number(value);
+  }
+
+  /** The create definitely did not happen (refused, rate limited, never connected). */
+  async clearInFlight(sessionId: string): Promise<void> {
+    await this.redis.hdel(this.inflightKey, sessionId);
+  }
+
+  async size(): Promise<number> {
+    return this.redis.hlen(this.keys.ledger);
+  }
+}

@@ -1,0 +1,73 @@
+import { LRUCache } from 'lru-cache';
+import type { IncydrClient } from '../code42/incydr-client.js';
+import type { Session } from '../code42/schemas.js';
+import type { Enrichment } from '../xsoar/incident-mapper.js';
+
+export interface SessionEnricherOptions {
+  client: Pick<IncydrClient, 'getActor' | 'getRule' | 'getSessionEvents'>;
+  includeFiles: boolean;
+  /** How long a looked-up name stays cached. */
+  cacheTtlMs: number;
+  /** Most names kept per cache. @defaultValue 20000 */
+  cacheMax?: number;
+}
+
+interface CachedName {
+  name: string | null;
+}
+
+/**
+ * Adds what the incident needs beyond the session: file events, actor name, rule names. Names come
+ * from the session when Code42 puts them there (newer tenants); the rest are looked up once per TTL,
+ * shared by every worker of the process, with one request in flight per id.
+ */
+export class SessionEnricher {
+  private readonly actors: LRUCache<string, CachedName>;
+  private readonly rules: LRUCache<string, CachedName>;
+
+  constructor(private readonly opts: SessionEnricherOptions) {
+    const common = { max: opts.cacheMax ?? 20_000, ttl: opts.cacheTtlMs };
+    this.actors = new LRUCache<string, CachedName>({
+      ...common,
+      fetchMethod: async (actorId) => ({ name: (await opts.client.getActor(actorId))?.name ?? null }),
+    });
+    this.rules = new LRUCache<string, CachedName>({
+      ...common,
+      fetchMethod: async (ruleId) => ({ name: (await opts.client.getRule(ruleId))?.name ?? null }),
+    });
+  }
+
+  async enrich(session: Session): Promise<Enrichment> {
+    const [actorName, ruleNames, events] = await Promise.all([
+      this.actorName(session),
+      this.ruleNames(session),
+      this.opts.includeFiles ? this.opts.client.getSessionEvents(session.sessionId) : Promise.resolve({ events: [], totalCount: 0 }),
+    ]);
+    return { actorName, ruleNames, events: events.events, eventsTotal: Math.max(events.totalCount, events.events.length) };
+  }
+
+  private async actorName(session: Session): Promise<string | null> {
+    if (session.actorName) return session.actorName;
+    if (!session.actorId) return null;
+    return (await this.actors.fetch(session.actorId))?.name ?? null;
+  }
+
+  /** One name per distinct rule, in the session's order; deleted rules (404) are left out, as the stock integration does. */
+  private async ruleNames(session: Session): Promise<string[]> {
+    const order: string[] = [];
+    const known = new Map<string, string | null>();
+    for (const alert of session.triggeredAlerts) {
+      if (known.has(alert.ruleId)) continue;
+      order.push(alert.ruleId);
+      known.set(alert.ruleId, alert.ruleName ?? null);
+    }
+    await Promise.all(
+      order
+        .filter((id) => !known.get(id))
+        .map(async (id) => {
+          known.set(id, (await this.rules.fetch(id))?.name ?? null);
+        }),
+    );
+    return order.map((id) => known.get(id)).filter((n): n is string => typeof n === 'string' && n.length > 0);
+  }
+}

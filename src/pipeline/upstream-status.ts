@@ -1,0 +1,23 @@
+export type Upstream = 'code42' | 'xsoar';
+
+/**
+ * Whether each upstream currently refuses our credentials. Readiness reports it; the worker sets it
+ * when an upstream answers 401/403 and clears it on the next success.
+ */
+export class UpstreamStatus {
+  private readonly authFailures = new Map<Upstream, { message: string; since: number }>();
+
+  markAuthFailure(upstream: Upstream, message: string, at = Date.now()): boolean {
+    const first = !this.authFailures.has(upstream);
+    if (first) this.authFailures.set(upstream, { message, since: at });
+    return first;
+  }
+
+  markOk(upstream: Upstream): void {
+    this.authFailures.delete(upstream);
+  }
+
+  authFailure(upstream: Upstream): { message: string; since: number } | undefined {
+    return this.authFailures.get(upstream);
+  }
+}

@@ -1,115 +1,168 @@
-import type { Redis } from 'ioredis';
 import type { Queue } from 'bullmq';
-import { IncydrClient } from './code42/incydr-client.js';
+import type { Redis } from 'ioredis';
+import { Code42AuthError } from './code42/errors.js';
+import type { IncydrClient } from './code42/incydr-client.js';
 import { RequestBudget } from './code42/request-budget.js';
 import { describeConfig, type Config } from './config/load-config.js';
 import type { Logger } from './infra/logger.js';
 import { closeRedis, createRedis } from './infra/redis.js';
-import type { RequestObserver } from './infra/request-observer.js';
+import { ForwarderMetrics } from './ops/metrics.js';
+import { Readiness, type ReadinessReport } from './ops/readiness.js';
+import { ForwardWorker } from './pipeline/forward-worker.js';
 import { stateKeys, type StateKeys } from './pipeline/keys.js';
+import { Ledger } from './pipeline/ledger.js';
 import { PollScheduler } from './pipeline/poll-scheduler.js';
+import { PollState } from './pipeline/poll-state.js';
 import { Poller, type PollerEvents } from './pipeline/poller.js';
 import { createForwardQueue } from './pipeline/queues.js';
-import { ForwardWorker, type ForwardWorkerEvents } from './pipeline/forward-worker.js';
-import { Ledger } from './pipeline/ledger.js';
 import { SessionEnricher } from './pipeline/session-enricher.js';
 import { UpstreamStatus } from './pipeline/upstream-status.js';
-import { XsoarClient } from './xsoar/xsoar-client.js';
+import type { XsoarClient } from './xsoar/xsoar-client.js';
+import { createIncydrClient, createXsoarClient } from './upstreams.js';
 
 export interface DaemonOptions {
   config: Config;
   logger: Logger;
-  observer?: RequestObserver;
-  pollerEvents?: PollerEvents;
-  workerEvents?: ForwardWorkerEvents;
+  /** Metrics registry to report into; one is made when not given. */
+  metrics?: ForwarderMetrics;
   clock?: () => number;
 }
 
+/** Runs `p` but gives up waiting after `ms` (the work itself may go on). */
+async function within<T>(p: Promise<T>, ms: number): Promise<'done' | 'timeout'> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), Math.max(0, ms));
+  });
+  try {
+    return await Promise.race([p.then(() => 'done' as const), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
- * The running forwarder: Redis connections, the Code42 client, the forward queue, the poll scheduler
- * and the forward workers, started and stopped in order.
+ * The running forwarder: Redis connections, both upstream clients, the forward queue, the poll
+ * scheduler and the forward workers, started and stopped in order.
  */
 export class Daemon {
   readonly keys: StateKeys;
+  readonly status = new UpstreamStatus();
+  readonly metrics: ForwarderMetrics;
   private readonly connections: Redis[] = [];
+  private readonly startedAt = Date.now();
   private scheduler: PollScheduler | undefined;
   private forwardQueue: Queue | undefined;
   private worker: ForwardWorker | undefined;
-  readonly status = new UpstreamStatus();
+  private readinessProbe: Readiness | undefined;
+  private stopping = false;
   client: IncydrClient | undefined;
   xsoar: XsoarClient | undefined;
   poller: Poller | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.keys = stateKeys(opts.config.redis.prefix);
+    this.metrics = opts.metrics ?? new ForwarderMetrics({}, { defaultMetrics: false });
   }
 
-  private connect(name: string): Redis {
-    const redis = createRedis({ url: this.opts.config.redis.url, name });
+  get shuttingDown(): boolean {
+    return this.stopping;
+  }
+
+  private connect(name: string, role: 'worker' | 'command' = 'worker'): Redis {
+    const redis = createRedis({ url: this.opts.config.redis.url, name, role });
     redis.on('error', (err) => this.opts.logger.debug({ err, connection: name }, 'redis connection error'));
     this.connections.push(redis);
     return redis;
   }
 
+  /** The first connection reports outages once, not once per reconnect attempt. */
+  private watchRedis(redis: Redis): void {
+    let down = false;
+    redis.on('close', () => {
+      if (down || this.stopping) return;
+      down = true;
+      this.opts.logger.warn('Redis is unreachable; waiting for it (nothing is lost, work resumes when it is back)');
+    });
+    redis.on('ready', () => {
+      if (!down) return;
+      down = false;
+      this.opts.logger.info('Redis is reachable again; resuming');
+    });
+  }
+
   async start(): Promise<void> {
     const { config, logger } = this.opts;
+    const metrics = this.metrics;
     logger.info({ config: describeConfig(config) }, 'starting');
     const state = this.connect('c42x-state');
+    this.watchRedis(state);
     const queueConnection = this.connect('c42x-queue');
-    await this.warnOnEvictionPolicy(state);
-
-    const budget = new RequestBudget({ redis: state, prefix: config.redis.prefix, perMinute: config.code42.rateLimit });
-    this.client = new IncydrClient({
-      apiUrl: config.code42.apiUrl,
-      clientId: config.code42.clientId,
-      clientSecret: config.code42.clientSecret,
-      timeoutMs: config.code42.timeout,
-      caFile: config.code42.caFile,
-      proxy: config.proxy.https,
-      noProxy: config.proxy.noProxy,
-      budget,
-      ...(this.opts.observer ? { observer: this.opts.observer } : {}),
+    const pollState = new PollState(state, this.keys);
+    this.readinessProbe = new Readiness({
+      redis: this.connect('c42x-health', 'command'),
+      pollState,
+      pollLockKey: this.keys.pollLock,
+      status: this.status,
+      pollIntervalMs: config.poll.interval,
+      startedAt: this.startedAt,
+      shuttingDown: () => this.stopping,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
+
+    const budget = new RequestBudget({
+      redis: state,
+      prefix: config.redis.prefix,
+      perMinute: config.code42.rateLimit,
+      onWait: (ms) => metrics.rateLimitWait('code42', ms),
+    });
+    this.client = createIncydrClient(config, {
+      budget,
+      observer: metrics.observer,
+      ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+    });
+    if (config.xsoar.tlsInsecure) logger.warn('XSOAR_TLS_INSECURE is on: the XSOAR certificate is not verified');
+    this.xsoar = createXsoarClient(config, { observer: metrics.observer });
+
+    // Blocks until Redis answers: a daemon started before Redis waits instead of crash-looping.
+    await this.warnOnEvictionPolicy(state);
+
     this.forwardQueue = createForwardQueue(queueConnection, config.redis.prefix, {
       attempts: config.worker.attempts,
       backoffMs: config.worker.backoff,
       keepCompletedMs: config.worker.keepCompleted,
     });
-    this.forwardQueue.on('error', (err) => logger.error({ err }, 'forward queue error'));
+    this.forwardQueue.on('error', (err) => logger.debug({ err }, 'forward queue error'));
+    const queue = this.forwardQueue;
+    this.metricsSources(queue, pollState);
+
+    const status = this.status;
+    const pollerEvents: PollerEvents = {
+      ...metrics.pollerEvents,
+      onPoll: (outcome, durationMs, error) => {
+        metrics.pollerEvents.onPoll?.(outcome, durationMs, error);
+        if (outcome === 'ok') status.markOk('code42');
+        if (error instanceof Code42AuthError) status.markAuthFailure('code42', error.message);
+      },
+    };
     this.poller = new Poller({
       client: this.client,
       redis: state,
-      queue: this.forwardQueue,
+      queue,
       keys: this.keys,
       severities: config.code42.severities,
       states: config.code42.states,
       firstFetchMs: config.poll.firstFetch,
       lookbackMs: config.poll.lookback,
       logger: logger.child({ component: 'poller' }),
-      ...(this.opts.pollerEvents ? { events: this.opts.pollerEvents } : {}),
+      events: pollerEvents,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
-    });
-    if (config.xsoar.tlsInsecure) {
-      logger.warn('XSOAR_TLS_INSECURE is on: the XSOAR certificate is not verified');
-    }
-    this.xsoar = new XsoarClient({
-      url: config.xsoar.url,
-      apiKey: config.xsoar.apiKey,
-      apiKeyId: config.xsoar.apiKeyId,
-      authType: config.xsoar.authType,
-      timeoutMs: config.xsoar.timeout,
-      caFile: config.xsoar.caFile,
-      insecure: config.xsoar.tlsInsecure,
-      proxy: config.proxy.https,
-      noProxy: config.proxy.noProxy,
-      ...(this.opts.observer ? { observer: this.opts.observer } : {}),
     });
     this.worker = new ForwardWorker({
       connection: this.connect('c42x-worker'),
       prefix: config.redis.prefix,
       concurrency: config.worker.concurrency,
-      queue: this.forwardQueue,
+      queue,
       ledger: new Ledger(state, this.keys),
       enricher: new SessionEnricher({ client: this.client, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl }),
       xsoar: this.xsoar,
@@ -121,12 +174,14 @@ export class Daemon {
         includeFiles: config.enrich.includeFiles,
         maxFileEvents: config.enrich.maxFileEvents,
       },
-      status: this.status,
+      status,
       searchSettleMs: config.xsoar.searchSettle,
+      shuttingDown: () => this.stopping,
       logger: logger.child({ component: 'worker' }),
-      ...(this.opts.workerEvents ? { events: this.opts.workerEvents } : {}),
+      events: metrics.workerEvents,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
+    if (this.stopping) return;
     this.worker.start();
     this.scheduler = new PollScheduler({
       connection: this.connect('c42x-poll'),
@@ -136,27 +191,59 @@ export class Daemon {
       logger: logger.child({ component: 'scheduler' }),
     });
     await this.scheduler.start();
-    logger.info({ intervalMs: config.poll.interval }, 'started');
+    logger.info({ pollIntervalMs: config.poll.interval, concurrency: config.worker.concurrency }, 'started');
   }
 
-  /** BullMQ needs `noeviction`: any other policy can silently delete queued jobs. */
+  private metricsSources(queue: Queue, pollState: PollState): void {
+    this.metrics.setSources({
+      queueDepth: async () => {
+        const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
+        return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0, failed: c.failed ?? 0 };
+      },
+      checkpoint: () => pollState.getCheckpoint(),
+    });
+  }
+
+  async readiness(): Promise<ReadinessReport> {
+    if (!this.readinessProbe) return { ready: false, checks: { start: { ok: false, detail: 'starting' } } };
+    return this.readinessProbe.check();
+  }
+
+  /** BullMQ needs `noeviction`: any other policy can silently delete queued alerts. */
   private async warnOnEvictionPolicy(redis: Redis): Promise<void> {
     try {
       const reply = (await redis.config('GET', 'maxmemory-policy')) as unknown as string[];
       const policy = reply[1];
       if (policy && policy !== 'noeviction') {
-        this.opts.logger.warn({ maxmemoryPolicy: policy }, 'Redis maxmemory-policy is not noeviction: Redis may evict queued alerts under memory pressure');
+        this.opts.logger.warn({ maxmemoryPolicy: policy }, 'Redis maxmemory-policy is not noeviction: Redis may evict queued alerts under memory pressure; set maxmemory-policy noeviction');
       }
     } catch (err) {
       this.opts.logger.debug({ err }, 'could not read Redis maxmemory-policy (CONFIG GET not allowed?)');
     }
   }
 
-  async stop(): Promise<void> {
-    await this.scheduler?.stop();
-    await this.worker?.close();
-    await this.forwardQueue?.close();
-    await Promise.all(this.connections.map((c) => closeRedis(c)));
-    this.opts.logger.info('stopped');
+  /**
+   * Graceful stop within `deadlineMs`: readiness goes false, polling stops, running jobs finish or
+   * are handed back to the queue, then queues and connections close.
+   */
+  async stop(deadlineMs = 25_000): Promise<void> {
+    const { logger } = this.opts;
+    this.stopping = true;
+    const deadline = Date.now() + deadlineMs;
+    const left = (): number => deadline - Date.now();
+
+    if (this.scheduler && (await within(this.scheduler.stop(), left() / 3)) === 'timeout') {
+      logger.warn('a poll was still running at shutdown; it is abandoned (the checkpoint did not move, the next poll repeats it)');
+      await within(this.scheduler.stop(true), 1_000);
+    }
+    if (this.worker && (await within(this.worker.close(), left() - 3_000)) === 'timeout') {
+      logger.warn('forward jobs still running at the deadline; handing them back to the queue');
+      this.worker.cancelAll('shutdown');
+      await within(this.worker.close(true), Math.max(500, left() - 1_500));
+    }
+    if (this.forwardQueue) await within(this.forwardQueue.close(), Math.max(200, left() - 1_000));
+    await within(Promise.all(this.connections.map((c) => closeRedis(c))), Math.max(200, left()));
+    for (const c of this.connections) if (c.status !== 'end') c.disconnect();
+    logger.info('stopped');
   }
 }

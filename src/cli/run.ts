@@ -1,31 +1,63 @@
-import { Daemon } from '../daemon.js';
 import type { Config } from '../config/load-config.js';
+import { Daemon } from '../daemon.js';
 import { createLogger } from '../infra/logger.js';
+import { ForwarderMetrics } from '../ops/metrics.js';
+import { OpsServer } from '../ops/ops-server.js';
 
-/** `run`: the daemon. Resolves when it has stopped after SIGTERM/SIGINT. */
+/** Shutdown must finish inside Kubernetes' default 30 s grace period. */
+const SHUTDOWN_DEADLINE_MS = 25_000;
+
+/**
+ * `run`: the daemon. The ops server starts first so /livez answers (and /readyz explains) even while
+ * Redis is still unreachable. Resolves with the exit code once stopped by SIGTERM/SIGINT.
+ */
 export async function runCommand(config: Config): Promise<number> {
   const logger = createLogger({ level: config.log.level });
-  const daemon = new Daemon({ config, logger });
-  let stopping = false;
-  const stopped = new Promise<number>((resolve) => {
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        process.exit(1);
-      }
-      stopping = true;
-      logger.info({ signal }, 'shutting down');
-      daemon.stop().then(
-        () => resolve(0),
+  const metrics = new ForwarderMetrics();
+  const daemon = new Daemon({ config, logger, metrics });
+  const ops = new OpsServer({ host: config.http.host, port: config.http.port, metrics, readiness: () => daemon.readiness(), logger });
+
+  let stopping: Promise<number> | undefined;
+  const stop = (signal: NodeJS.Signals): Promise<number> => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      logger.flush();
+      process.exit(1);
+    }
+    logger.info({ signal, deadlineMs: SHUTDOWN_DEADLINE_MS }, 'shutting down');
+    stopping = daemon
+      .stop(SHUTDOWN_DEADLINE_MS)
+      .then(() => ops.close())
+      .then(
+        () => 0,
         (err: unknown) => {
           logger.error({ err }, 'shutdown failed');
-          resolve(1);
+          return 1;
         },
-      );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+      )
+      .then((code) => {
+        logger.flush();
+        return code;
+      });
+    return stopping;
+  };
+  const stopped = new Promise<number>((resolve) => {
+    process.on('SIGTERM', () => void stop('SIGTERM').then(resolve));
+    process.on('SIGINT', () => void stop('SIGINT').then(resolve));
   });
-  await daemon.start();
+  // A closed stdout (e.g. a log pipe that went away) must not kill the daemon.
+  process.stdout.on('error', () => undefined);
+
+  await ops.start();
+  try {
+    await daemon.start();
+  } catch (err) {
+    if (!stopping) {
+      logger.fatal({ err }, 'start-up failed');
+      await daemon.stop(5_000).catch(() => undefined);
+      await ops.close();
+      return 1;
+    }
+  }
   return stopped;
 }

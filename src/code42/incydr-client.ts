@@ -40,6 +40,8 @@ export interface IncydrClientOptions extends Omit<HttpClientOptions, 'baseUrl'> 
 export interface SessionQuery {
   /** Sessions beginning on or after this instant (epoch ms). */
   onOrAfter: number;
+  /** Only sessions beginning before this instant (epoch ms). */
+  before?: number;
   /** Severities 0–4 to ask for. */
   severities: readonly number[];
   /** States to ask for. */
@@ -114,6 +116,7 @@ export class IncydrClient {
   async listSessionsPage(query: SessionQuery, pageNumber: number): Promise<SessionPage> {
     const params = new URLSearchParams();
     params.set('on_or_after', String(Math.floor(query.onOrAfter)));
+    if (query.before !== undefined) params.set('before', String(Math.floor(query.before)));
     params.set('has_alerts', 'true');
     for (const state of query.states) params.append('state', state);
     for (const severity of query.severities) params.append('severity', String(severity));

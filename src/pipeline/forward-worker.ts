@@ -48,6 +48,8 @@ export interface ForwardWorkerOptions {
   searchSettleMs?: number;
   /** How long the queue pauses while an upstream refuses our credentials. @defaultValue 60000 */
   authPauseMs?: number;
+  /** True once the daemon is stopping: a job aborted then is handed back without using an attempt. */
+  shuttingDown?: () => boolean;
   clock?: () => number;
 }
 
@@ -113,6 +115,12 @@ export class ForwardWorker {
       this.opts.events?.onForwarded?.(result, this.clock() - started);
       return result;
     } catch (err) {
+      if (signal?.aborted && this.opts.shuttingDown?.() && token) {
+        // Stopped mid-job: hand it back untouched (an interrupted create stays marked in flight).
+        await job.moveToDelayed(this.clock() + 1_000, token).catch(() => undefined);
+        log.info('handed back to the queue at shutdown');
+        throw new DelayedError();
+      }
       throw await this.outcome(err, job, log);
     }
   }

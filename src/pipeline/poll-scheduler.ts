@@ -42,9 +42,12 @@ export class PollScheduler {
     this.worker.on('error', (err) => logger.error({ err }, 'poll worker error'));
   }
 
-  /** Stops taking poll jobs; a poll in progress finishes first (bounded by the caller's deadline). */
-  async stop(): Promise<void> {
-    await this.worker?.close();
+  /**
+   * Stops taking poll jobs; a poll in progress finishes first unless `force` (bounded by the caller's
+   * deadline). An abandoned poll is harmless: the checkpoint only moves at the end of a poll.
+   */
+  async stop(force = false): Promise<void> {
+    await this.worker?.close(force);
     await this.queue?.close();
   }
 }

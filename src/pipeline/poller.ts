@@ -1,12 +1,11 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { IncydrClient, SessionQuery } from '../code42/incydr-client.js';
-import { Code42ResponseError } from '../code42/errors.js';
-import { SessionSchema, currentSeverity, latestState, parseOrThrow, type Session } from '../code42/schemas.js';
-import { severityNumber, type SessionState, type SeverityWord } from '../code42/vocabulary.js';
+import type { Session } from '../code42/schemas.js';
+import type { SessionState, SeverityWord } from '../code42/vocabulary.js';
 import type { Logger } from '../infra/logger.js';
-import type { ForwardJobData } from './job-data.js';
-import { forwardJobId, type StateKeys } from './keys.js';
+import type { StateKeys } from './keys.js';
+import { SessionIntake, enqueueSessions } from './session-intake.js';
 import { PollState } from './poll-state.js';
 import { RedisLock } from './redis-lock.js';
 import { RejectedLog } from './rejected-log.js';
@@ -31,6 +30,8 @@ export interface PollResult {
 /** Counters the poller reports as it goes (metrics subscribe here). */
 export interface PollerEvents {
   onSessions?(counts: { seen: number; enqueued: number; filtered: number; rejected: number }): void;
+  /** After each poll: `skipped` when another process held the poll lock. */
+  onPoll?(outcome: 'ok' | 'error' | 'skipped', durationMs: number, error?: unknown): void;
 }
 
 export interface PollerOptions {
@@ -59,29 +60,38 @@ export class Poller {
   private readonly rejected: RejectedLog;
   private readonly lock: RedisLock;
   private readonly clock: () => number;
-  private readonly severityNumbers: number[];
+  private readonly intake: SessionIntake;
 
   constructor(private readonly opts: PollerOptions) {
     this.state = new PollState(opts.redis, opts.keys);
     this.rejected = new RejectedLog(opts.redis, opts.keys);
     this.lock = new RedisLock(opts.redis, opts.keys.pollLock);
     this.clock = opts.clock ?? Date.now;
-    this.severityNumbers = opts.severities.map(severityNumber);
+    this.intake = new SessionIntake({
+      rejected: this.rejected,
+      severities: opts.severities,
+      states: opts.states,
+      logger: opts.logger,
+      clock: this.clock,
+    });
   }
 
   /** Runs one poll; resolves null when another process is polling right now. */
   async runOnce(): Promise<PollResult | null> {
     if (!(await this.lock.acquire())) {
       this.opts.logger.debug('another process is polling; skipping this turn');
+      this.opts.events?.onPoll?.('skipped', 0);
       return null;
     }
     const startedAt = this.clock();
     try {
       const result = await this.poll(startedAt);
       await this.state.recordPoll({ ok: true, at: this.clock(), enqueued: result.enqueued });
+      this.opts.events?.onPoll?.('ok', this.clock() - startedAt);
       return result;
     } catch (err) {
       await this.state.recordPoll({ ok: false, at: this.clock(), error: (err as Error).message }).catch(() => undefined);
+      this.opts.events?.onPoll?.('error', this.clock() - startedAt, err);
       throw err;
     } finally {
       await this.lock.release();
@@ -92,7 +102,7 @@ export class Poller {
     const { logger } = this.opts;
     const checkpoint = await this.state.getCheckpoint();
     const since = checkpoint === null ? startedAt - this.opts.firstFetchMs : checkpoint - this.opts.lookbackMs;
-    const query: SessionQuery = { onOrAfter: since, severities: this.severityNumbers, states: this.opts.states };
+    const query: SessionQuery = { onOrAfter: since, severities: this.intake.severities, states: this.opts.states };
     const result: PollResult = {
       since,
       checkpoint: startedAt,
@@ -148,52 +158,13 @@ export class Poller {
     items: readonly unknown[],
     polledAt: number,
   ): Promise<{ enqueued: number; alreadySeen: number; filtered: number; rejected: number }> {
-    const { logger } = this.opts;
-    let rejected = 0;
-    let filtered = 0;
-    const valid = new Map<string, Session>();
-    for (const raw of items) {
-      let session: Session;
-      try {
-        session = parseOrThrow(SessionSchema, raw, 'session');
-      } catch (err) {
-        if (!(err instanceof Code42ResponseError)) throw err;
-        const sessionId = err.sessionId ?? null;
-        const isNew = await this.rejected.record({ sessionId, reason: err.message, raw, at: this.clock() });
-        if (isNew) {
-          rejected += 1;
-          logger.warn({ alertId: sessionId ?? undefined, field: err.field, reason: err.message }, 'session rejected: invalid input from Code42');
-        }
-        continue;
-      }
-      if (!this.matchesFilter(session)) {
-        filtered += 1;
-        logger.debug({ alertId: session.sessionId }, 'session skipped: severity or state outside the configured filter');
-        continue;
-      }
-      valid.set(session.sessionId, session);
-    }
-
+    const { valid, filtered, rejected } = await this.intake.accept(items);
     const fresh = await this.state.unseen([...valid.keys()]);
-    const alreadySeen = valid.size - fresh.length;
-    if (fresh.length > 0) {
-      const jobs = fresh.map((sessionId) => {
-        const session = valid.get(sessionId) as Session;
-        const data: ForwardJobData = { v: 1, sessionId, session, polledAt };
-        return { name: 'forward', data, opts: { jobId: forwardJobId(sessionId) } };
-      });
-      // The add resolves once the jobs are stored in Redis; only then are they marked seen.
-      await this.opts.queue.addBulk(jobs);
-      await this.state.markSeen(fresh.map((id) => ({ sessionId: id, beginTime: (valid.get(id) as Session).beginTime })));
-      for (const sessionId of fresh) logger.debug({ alertId: sessionId }, 'session enqueued');
-    }
-    return { enqueued: fresh.length, alreadySeen, filtered, rejected };
-  }
-
-  /** The API filters too; this second check keeps a lenient server from widening the operator's choice. */
-  private matchesFilter(session: Session): boolean {
-    const severity = currentSeverity(session);
-    const state = latestState(session.states)?.state;
-    return this.severityNumbers.includes(severity) && state !== undefined && (this.opts.states as readonly string[]).includes(state);
+    const sessions = fresh.map((id) => valid.get(id) as Session);
+    // The add resolves once the jobs are stored in Redis; only then are they marked seen.
+    await enqueueSessions(this.opts.queue, sessions, polledAt);
+    await this.state.markSeen(sessions.map((s) => ({ sessionId: s.sessionId, beginTime: s.beginTime })));
+    for (const sessionId of fresh) this.opts.logger.debug({ alertId: sessionId }, 'session enqueued');
+    return { enqueued: fresh.length, alreadySeen: valid.size - fresh.length, filtered, rejected };
   }
 }

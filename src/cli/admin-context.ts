@@ -1,0 +1,52 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/load-config.js';
+import { closeRedis, createRedis } from '../infra/redis.js';
+import { stateKeys, type StateKeys } from '../pipeline/keys.js';
+import { Ledger } from '../pipeline/ledger.js';
+import { createForwardQueue } from '../pipeline/queues.js';
+import { RejectedLog } from '../pipeline/rejected-log.js';
+
+/** What the operator commands work on: the deployment's forward queue, ledger and rejected-input log. */
+export interface AdminContext {
+  redis: Redis;
+  keys: StateKeys;
+  queue: Queue;
+  ledger: Ledger;
+  rejected: RejectedLog;
+  close(): Promise<void>;
+}
+
+export async function openAdminContext(config: Config): Promise<AdminContext> {
+  const redis = createRedis({ url: config.redis.url, name: 'c42x-cli', role: 'command' });
+  const queueConnection = createRedis({ url: config.redis.url, name: 'c42x-cli-queue', role: 'command' });
+  for (const r of [redis, queueConnection]) r.on('error', () => undefined);
+  try {
+    await Promise.race([
+      redis.ping(),
+      new Promise((_, reject) => setTimeout(() => reject(new Error('Redis does not answer within 10 s')), 10_000).unref()),
+    ]);
+  } catch (err) {
+    redis.disconnect();
+    queueConnection.disconnect();
+    throw err;
+  }
+  const keys = stateKeys(config.redis.prefix);
+  const queue = createForwardQueue(queueConnection, config.redis.prefix, {
+    attempts: config.worker.attempts,
+    backoffMs: config.worker.backoff,
+    keepCompletedMs: config.worker.keepCompleted,
+  });
+  queue.on('error', () => undefined);
+  return {
+    redis,
+    keys,
+    queue,
+    ledger: new Ledger(redis, keys),
+    rejected: new RejectedLog(redis, keys),
+    async close() {
+      await queue.close();
+      await Promise.all([closeRedis(redis), closeRedis(queueConnection)]);
+    },
+  };
+}

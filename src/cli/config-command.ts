@@ -1,0 +1,60 @@
+import { formatDuration } from '../config/duration.js';
+import { schemaEntries } from '../config/load-config.js';
+
+/** Keys whose numbers are durations in ms / rates per minute, for printing defaults the way operators write them. */
+function formatDefault(format: unknown, value: unknown): string {
+  if (value === null || value === undefined) return '';
+  if ((format === 'duration' || format === 'positive-duration') && typeof value === 'number') return formatDuration(value);
+  if (format === 'rate' && typeof value === 'number') return `${value}/min`;
+  if (Array.isArray(value)) return value.join(',');
+  return String(value);
+}
+
+function required(format: unknown, value: unknown): boolean {
+  return value === null && (format === 'required-string' || format === 'http-url');
+}
+
+export interface ConfigRow {
+  key: string;
+  env: string;
+  default: string;
+  required: boolean;
+  sensitive: boolean;
+  doc: string;
+}
+
+/** Every config key, straight from the schema. */
+export function configRows(): ConfigRow[] {
+  return schemaEntries().map(([key, node]) => ({
+    key,
+    env: node.env ?? '',
+    default: formatDefault(node.format, node.default),
+    required: required(node.format, node.default),
+    sensitive: node.sensitive === true,
+    doc: node.doc ?? '',
+  }));
+}
+
+/** The configuration table as Markdown (the README's table is this output). */
+export function configMarkdown(): string {
+  const esc = (s: string): string => s.replace(/\|/g, '\\|');
+  const lines = ['| key | env | default | notes |', '|---|---|---|---|'];
+  for (const r of configRows()) {
+    const def = r.required ? '(required)' : r.default === '' ? 'none' : `\`${esc(r.default)}\``;
+    const notes = `${esc(r.doc)}${r.sensitive ? ' (secret)' : ''}`;
+    lines.push(`| ${r.key} | \`${r.env}\` | ${def} | ${notes} |`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+export function configText(): string {
+  const rows = configRows();
+  const out: string[] = [];
+  for (const r of rows) {
+    out.push(`${r.key}`);
+    out.push(`  env:     ${r.env}`);
+    out.push(`  default: ${r.required ? '(required)' : r.default || '(none)'}${r.sensitive ? '  [secret]' : ''}`);
+    out.push(`  ${r.doc}`);
+  }
+  return `${out.join('\n')}\n`;
+}

@@ -1,0 +1,130 @@
+import { ConfigError, loadConfig, type Config } from '../config/load-config.js';
+import { parseCommandArgs, UsageError, type CliIo, type CommandDefinition } from './command.js';
+import { configMarkdown, configText } from './config-command.js';
+import { checkCommand } from './check.js';
+import { failedList, failedRetry } from './failed.js';
+import { parseTimeArg, replayCommand } from './replay.js';
+import { runCommand } from './run.js';
+
+function withConfig(io: CliIo, body: (config: Config) => Promise<number>): Promise<number> {
+  let config: Config;
+  try {
+    config = loadConfig({ env: io.env });
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      for (const problem of err.problems) io.err(`config error: ${problem}\n`);
+      return Promise.resolve(2);
+    }
+    throw err;
+  }
+  return body(config);
+}
+
+export const COMMANDS: CommandDefinition[] = [
+  {
+    name: 'run',
+    summary: 'run the daemon (the default command)',
+    usage: 'code42-xsoar-forwarder run',
+    options: {},
+    allowPositionals: false,
+    run: (_args, io) => withConfig(io, (config) => runCommand(config)),
+  },
+  {
+    name: 'check',
+    summary: 'check the configuration, Code42 (token, one page of sessions), XSOAR (/about) and Redis; exit 0 only when all pass',
+    usage: 'code42-xsoar-forwarder check',
+    options: {},
+    allowPositionals: false,
+    run: (_args, io) => withConfig(io, (config) => checkCommand(config, io)),
+  },
+  {
+    name: 'failed',
+    summary: "list failed jobs and rejected input, or move failed jobs back to the queue ('failed list [--json]', 'failed retry <sessionId>|--all')",
+    usage: 'code42-xsoar-forwarder failed list [--json]\n       code42-xsoar-forwarder failed retry <sessionId> | --all',
+    options: { json: { type: 'boolean' }, all: { type: 'boolean' } },
+    allowPositionals: true,
+    run: ({ values, positionals }, io) => {
+      const [action, ...rest] = positionals;
+      if (action === 'list') {
+        if (rest.length > 0 || values.all) throw new UsageError(`failed list takes no ${rest.length > 0 ? 'arguments' : '--all'}`);
+        return withConfig(io, (config) => failedList(config, values.json === true, io));
+      }
+      if (action === 'retry') {
+        if (rest.length > 1 || values.json || (rest[0] === undefined) === (values.all !== true)) {
+          throw new UsageError('failed retry takes one session id or --all');
+        }
+        return withConfig(io, (config) => failedRetry(config, rest[0], values.all === true, io));
+      }
+      throw new UsageError(action ? `unknown action: ${action}` : 'missing action: list or retry');
+    },
+  },
+  {
+    name: 'replay',
+    summary: 're-read sessions from Code42 for a time window and forward those not in the ledger (--force re-creates them)',
+    usage: 'code42-xsoar-forwarder replay --since <time> [--until <time>] [--force]   (time: ISO 8601, or a duration ago such as 6h or 2d)',
+    options: { since: { type: 'string' }, until: { type: 'string' }, force: { type: 'boolean' } },
+    allowPositionals: false,
+    run: ({ values }, io) => {
+      if (typeof values.since !== 'string') throw new UsageError('--since is required');
+      const now = Date.now();
+      const since = parseTimeArg('since', values.since, now);
+      const until = typeof values.until === 'string' ? parseTimeArg('until', values.until, now) : undefined;
+      return withConfig(io, (config) => replayCommand(config, { since, ...(until !== undefined ? { until } : {}), force: values.force === true }, io));
+    },
+  },
+  {
+    name: 'config',
+    summary: 'print every configuration key with its env variable, default and doc',
+    usage: 'code42-xsoar-forwarder config [--markdown]',
+    options: { markdown: { type: 'boolean' } },
+    allowPositionals: false,
+    run: async ({ values }, io) => {
+      io.out(values.markdown ? configMarkdown() : configText());
+      return 0;
+    },
+  },
+];
+
+export function usage(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return `Usage: code42-xsoar-forwarder [command] [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'code42-xsoar-forwarder <command> --help' for a command's options.\n`;
+}
+
+export async function runCli(argv: string[], io: CliIo): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first === '--help' || first === '-h' || first === 'help') {
+    io.out(usage());
+    return 0;
+  }
+  const name = first === undefined || first.startsWith('-') ? 'run' : first;
+  const args = first === undefined || first.startsWith('-') ? argv : rest;
+  const def = COMMANDS.find((c) => c.name === name);
+  if (!def) {
+    io.err(`unknown command: ${name}\n\n${usage()}`);
+    return 2;
+  }
+  let parsed;
+  try {
+    parsed = parseCommandArgs(def, args);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`${err.message}\n\nUsage: ${def.usage}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (parsed.values.help) {
+    io.out(`Usage: ${def.usage}\n\n${def.summary}\n`);
+    return 0;
+  }
+  try {
+    return await def.run(parsed, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`${err.message}\n\nUsage: ${def.usage}\n`);
+      return 2;
+    }
+    throw err;
+  }
+}

@@ -1,0 +1,180 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RequestObserver } from '../infra/request-observer.js';
+import type { ForwardWorkerEvents } from '../pipeline/forward-worker.js';
+import type { PollerEvents } from '../pipeline/poller.js';
+
+export const METRIC_PREFIX = 'code42_forwarder_';
+
+export interface QueueDepth {
+  waiting: number;
+  active: number;
+  delayed: number;
+  failed: number;
+}
+
+export interface MetricsSources {
+  /** Job counts of the forward queue, read at scrape time. */
+  queueDepth?: () => Promise<QueueDepth>;
+  /** The poller's checkpoint (epoch ms), read at scrape time. */
+  checkpoint?: () => Promise<number | null>;
+}
+
+/**
+ * The daemon's Prometheus metrics (prom-client, one registry, one prefix). Components report through
+ * the observer/event objects below; queue depth and checkpoint lag are read from Redis at scrape time.
+ */
+export class ForwarderMetrics {
+  readonly registry = new Registry();
+  private readonly sessions: Counter<'outcome'>;
+  private readonly incidents: Counter<'via'>;
+  private readonly failures: Counter<'reason' | 'final'>;
+  private readonly requests: Counter<'upstream' | 'endpoint' | 'status'>;
+  private readonly requestDuration: Histogram<'upstream' | 'endpoint'>;
+  private readonly polls: Counter<'outcome'>;
+  private readonly pollDuration: Histogram;
+  private readonly rateLimitWaits: Counter<'upstream'>;
+  private readonly rateLimitWaitSeconds: Counter<'upstream'>;
+  private readonly forwardDuration: Histogram;
+
+  private sources: MetricsSources;
+
+  constructor(sources: MetricsSources = {}, opts: { defaultMetrics?: boolean } = {}) {
+    this.sources = sources;
+    const p = METRIC_PREFIX;
+    const registers = [this.registry];
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: p });
+    this.sessions = new Counter({
+      name: `${p}sessions_total`,
+      help: 'Sessions read from Code42 by outcome: seen (every item read), enqueued, filtered (outside the severity/state filter), rejected (invalid input)',
+      labelNames: ['outcome'] as const,
+      registers,
+    });
+    this.incidents = new Counter({
+      name: `${p}incidents_total`,
+      help: 'Sessions forwarded to XSOAR, by how the incident id was obtained: created, search (an earlier ambiguous create had succeeded), ledger (already forwarded)',
+      labelNames: ['via'] as const,
+      registers,
+    });
+    this.failures = new Counter({
+      name: `${p}job_failures_total`,
+      help: 'Failed forward attempts by reason class; final="true" when the job went to the failed set',
+      labelNames: ['reason', 'final'] as const,
+      registers,
+    });
+    this.requests = new Counter({
+      name: `${p}upstream_requests_total`,
+      help: 'HTTP requests to Code42 and XSOAR by endpoint and status (status="error" when no response arrived)',
+      labelNames: ['upstream', 'endpoint', 'status'] as const,
+      registers,
+    });
+    this.requestDuration = new Histogram({
+      name: `${p}upstream_request_duration_seconds`,
+      help: 'Duration of HTTP requests to Code42 and XSOAR',
+      labelNames: ['upstream', 'endpoint'] as const,
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.polls = new Counter({
+      name: `${p}polls_total`,
+      help: 'Polls of Code42 by outcome (skipped: another replica was polling)',
+      labelNames: ['outcome'] as const,
+      registers,
+    });
+    this.pollDuration = new Histogram({
+      name: `${p}poll_duration_seconds`,
+      help: 'Duration of a poll (all pages)',
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    this.rateLimitWaits = new Counter({
+      name: `${p}rate_limit_waits_total`,
+      help: 'Times work waited for a rate limit: code42 = the shared request budget, xsoar = a 429 that paused the queue',
+      labelNames: ['upstream'] as const,
+      registers,
+    });
+    this.rateLimitWaitSeconds = new Counter({
+      name: `${p}rate_limit_wait_seconds_total`,
+      help: 'Time spent waiting for rate limits',
+      labelNames: ['upstream'] as const,
+      registers,
+    });
+    this.forwardDuration = new Histogram({
+      name: `${p}forward_duration_seconds`,
+      help: 'Time to forward one session (enrichment + XSOAR create)',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    const self = this;
+    new Gauge({
+      name: `${p}queue_jobs`,
+      help: 'Jobs in the forward queue by state',
+      labelNames: ['state'] as const,
+      registers,
+      async collect() {
+        const depth = self.sources.queueDepth;
+        if (!depth) return;
+        const counts = await depth().catch(() => undefined);
+        if (!counts) return;
+        for (const [state, value] of Object.entries(counts)) this.set({ state }, value);
+      },
+    });
+    new Gauge({
+      name: `${p}checkpoint_lag_seconds`,
+      help: 'Now minus the poll checkpoint (the query time of the last completed poll)',
+      registers,
+      async collect() {
+        const checkpoint = self.sources.checkpoint;
+        if (!checkpoint) return;
+        const at = await checkpoint().catch(() => null);
+        if (at !== null) this.set(Math.max(0, (Date.now() - at) / 1000));
+      },
+    });
+    for (const outcome of ['seen', 'enqueued', 'filtered', 'rejected']) this.sessions.inc({ outcome }, 0);
+    for (const via of ['created', 'search', 'ledger']) this.incidents.inc({ via }, 0);
+  }
+
+  /** Where scrape-time gauges read from; set once the daemon has its queue. */
+  setSources(sources: MetricsSources): void {
+    this.sources = sources;
+  }
+
+  readonly observer: RequestObserver = (r) => {
+    this.requests.inc({ upstream: r.upstream, endpoint: r.endpoint, status: String(r.status) });
+    this.requestDuration.observe({ upstream: r.upstream, endpoint: r.endpoint }, r.durationMs / 1000);
+  };
+
+  readonly pollerEvents: PollerEvents = {
+    onSessions: (c) => {
+      this.sessions.inc({ outcome: 'seen' }, c.seen);
+      this.sessions.inc({ outcome: 'enqueued' }, c.enqueued);
+      this.sessions.inc({ outcome: 'filtered' }, c.filtered);
+      this.sessions.inc({ outcome: 'rejected' }, c.rejected);
+    },
+    onPoll: (outcome, durationMs) => {
+      this.polls.inc({ outcome });
+      if (outcome !== 'skipped') this.pollDuration.observe(durationMs / 1000);
+    },
+  };
+
+  readonly workerEvents: ForwardWorkerEvents = {
+    onForwarded: (result, durationMs) => {
+      this.incidents.inc({ via: result.via });
+      this.forwardDuration.observe(durationMs / 1000);
+    },
+    onFailed: (reason, final) => this.failures.inc({ reason, final: String(final) }),
+    onRateLimited: (upstream, waitMs) => this.rateLimitWait(upstream, waitMs),
+  };
+
+  rateLimitWait(upstream: 'code42' | 'xsoar', waitMs: number): void {
+    this.rateLimitWaits.inc({ upstream });
+    this.rateLimitWaitSeconds.inc({ upstream }, waitMs / 1000);
+  }
+
+  async text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

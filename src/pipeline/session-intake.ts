@@ -1,0 +1,84 @@
+import type { Queue } from 'bullmq';
+import { Code42ResponseError } from '../code42/errors.js';
+import { SessionSchema, currentSeverity, latestState, parseOrThrow, type Session } from '../code42/schemas.js';
+import { severityNumber, type SessionState, type SeverityWord } from '../code42/vocabulary.js';
+import type { Logger } from '../infra/logger.js';
+import type { ForwardJobData } from './job-data.js';
+import { forwardJobId } from './keys.js';
+import type { RejectedLog } from './rejected-log.js';
+
+export interface IntakeResult {
+  /** Valid sessions inside the filter, by id (a session listed twice counts once). */
+  valid: Map<string, Session>;
+  filtered: number;
+  /** Invalid items recorded for the first time. */
+  rejected: number;
+}
+
+export interface SessionIntakeOptions {
+  rejected: RejectedLog;
+  severities: readonly SeverityWord[];
+  states: readonly SessionState[];
+  logger: Logger;
+  clock?: () => number;
+}
+
+/**
+ * The door every session from Code42 passes: validated (invalid items are recorded with their reason
+ * in the rejected-input log, never dropped silently) and checked against the operator's filter.
+ */
+export class SessionIntake {
+  private readonly severityNumbers: number[];
+
+  constructor(private readonly opts: SessionIntakeOptions) {
+    this.severityNumbers = opts.severities.map(severityNumber);
+  }
+
+  get severities(): number[] {
+    return this.severityNumbers;
+  }
+
+  async accept(items: readonly unknown[]): Promise<IntakeResult> {
+    const { logger } = this.opts;
+    const result: IntakeResult = { valid: new Map(), filtered: 0, rejected: 0 };
+    for (const raw of items) {
+      let session: Session;
+      try {
+        session = parseOrThrow(SessionSchema, raw, 'session');
+      } catch (err) {
+        if (!(err instanceof Code42ResponseError)) throw err;
+        const sessionId = err.sessionId ?? null;
+        const isNew = await this.opts.rejected.record({ sessionId, reason: err.message, raw, at: (this.opts.clock ?? Date.now)() });
+        if (isNew) {
+          result.rejected += 1;
+          logger.warn({ alertId: sessionId ?? undefined, field: err.field, reason: err.message }, 'session rejected: invalid input from Code42');
+        }
+        continue;
+      }
+      if (!this.matches(session)) {
+        result.filtered += 1;
+        logger.debug({ alertId: session.sessionId }, 'session skipped: severity or state outside the configured filter');
+        continue;
+      }
+      result.valid.set(session.sessionId, session);
+    }
+    return result;
+  }
+
+  /** The API filters too; this second check keeps a lenient server from widening the operator's choice. */
+  matches(session: Session): boolean {
+    const state = latestState(session.states)?.state;
+    return this.severityNumbers.includes(currentSeverity(session)) && state !== undefined && (this.opts.states as readonly string[]).includes(state);
+  }
+}
+
+/** Adds one forward job per session; resolves once they are stored in Redis. */
+export async function enqueueSessions(queue: Queue, sessions: readonly Session[], polledAt: number): Promise<void> {
+  if (sessions.length === 0) return;
+  await queue.addBulk(
+    sessions.map((session) => {
+      const data: ForwardJobData = { v: 1, sessionId: session.sessionId, session, polledAt };
+      return { name: 'forward', data, opts: { jobId: forwardJobId(session.sessionId) } };
+    }),
+  );
+}

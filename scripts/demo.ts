@@ -488,7 +488,8 @@ class Demo {
     let logNote = '';
     if (daemon && logDir) {
       const log = tail(daemon.logPath, 1_000_000);
-      if (success && log.trim() === '') {
+      // Kept when it says something, or when the run failed (the failure message named it).
+      if (log.trim() === '' && (success || this.interrupted)) {
         rmSync(logDir, { recursive: true, force: true });
         logNote = 'the daemon log was empty and is removed';
       } else {

@@ -29,7 +29,7 @@ import { closeRedis, createRedis, maskRedisUrl } from '../src/infra/redis.js';
 import { Code42Simulator, type WireSession } from '../test/sims/code42/index.js';
 import { SIM_DEFAULTS, demoTenant } from '../test/sims/serve.js';
 import { XsoarSimulator, type StoredIncident } from '../test/sims/xsoar/index.js';
-import { ensureRedis, type RedisHandle } from './redis-server.mjs';
+import { ensureRedis, ping, type RedisHandle } from './redis-server.mjs';
 
 const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -115,12 +115,17 @@ function latestState(session: WireSession): string | undefined {
   return state;
 }
 
-function tail(path: string, lines: number): string {
+function readLog(path: string): string {
   try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    return readFileSync(path, 'utf8').trimEnd();
   } catch {
-    return '(no daemon log)';
+    return '';
   }
+}
+
+function tail(path: string, lines: number): string {
+  const text = readLog(path);
+  return text === '' ? '(the daemon log is empty)' : text.split('\n').slice(-lines).join('\n');
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -307,6 +312,7 @@ class Demo {
   }
 
   async run(): Promise<number> {
+    const demoStartedAt = Date.now();
     const sessions = intEnv('DEMO_SESSIONS', SIM_DEFAULTS.sessions, 1, 100_000);
     const seed = intEnv('DEMO_SEED', SIM_DEFAULTS.seed, 0, 2 ** 32 - 1);
     const timeoutMs = intEnv('DEMO_TIMEOUT', 120, 5, 3_600) * 1000;
@@ -448,7 +454,7 @@ class Demo {
     say(`requests    Code42 ${c42.total} (rate limited ${c42.rateLimited}), XSOAR ${xsoar.stats().creates} creates`);
     say(
       `duration    ${seconds(lastIncidentAt - startedAt)} from daemon start to the last incident ` +
-        `(${(seen.forwarded / Math.max(0.001, (lastIncidentAt - startedAt) / 1000)).toFixed(1)} incidents/s), ${seconds(Date.now() - startedAt)} in all`,
+        `(${(seen.forwarded / Math.max(0.001, (lastIncidentAt - startedAt) / 1000)).toFixed(1)} incidents/s); the demo so far ${seconds(Date.now() - demoStartedAt)}`,
     );
 
     const ok = exit.code === 0 && seen.complete && seen.duplicates === 0;
@@ -462,48 +468,48 @@ class Demo {
   }
 
   /** Undoes everything `run` set up, in reverse order. Safe to call more than once and after any failure. */
-  cleanup(success: boolean): Promise<void> {
-    this.cleaning ??= this.doCleanup(success);
+  cleanup(): Promise<void> {
+    this.cleaning ??= this.doCleanup();
     return this.cleaning;
   }
 
-  private async doCleanup(success: boolean): Promise<void> {
+  private async doCleanup(): Promise<void> {
     const { daemon, queue, connection, prefix, code42, xsoar, redis, logDir } = this.res;
-    const problems: string[] = [];
-    if (daemon?.running) await daemon.stop(this.interrupted ? 10_000 : STOP_GRACE_MS);
+    const notes: string[] = [];
+    // A private redis-server shares the terminal, so a Ctrl-C ends it too; without Redis the daemon cannot finish
+    // a graceful shutdown, and there is nothing left to save.
+    const redisUp = redis ? await ping(new URL(redis.url).hostname, Number(new URL(redis.url).port || 6379), 500) : false;
+    if (daemon?.running) await daemon.stop(!this.interrupted ? STOP_GRACE_MS : redisUp ? 10_000 : 1_000);
     await queue?.close().catch(() => {});
-    let deleted = 0;
     if (connection && prefix) {
       try {
-        deleted = await deletePrefix(connection, prefix);
+        notes.push(`${await deletePrefix(connection, prefix)} keys under ${prefix}:* deleted`);
       } catch (err) {
-        // A private redis-server stopped by the same Ctrl-C took the keys with it.
-        if (!redis?.started) problems.push(`could not delete keys ${prefix}:* (${String(err)})`);
+        // A private redis-server ended by the same Ctrl-C (it shares the terminal) took the keys with it.
+        notes.push(redis?.started ? 'the private redis-server was already gone, keys with it' : `could not delete the keys under ${prefix}:* (${String(err)})`);
       }
     }
     if (connection) await closeRedis(connection);
-    await Promise.all([code42?.close(), xsoar?.close()]);
-    // stop() waits for the server's exit; bounded in case it is already gone.
-    if (redis?.started && (await within(redis.stop(), 5_000)) === undefined) problems.push('the private redis-server did not confirm its exit');
-    let logNote = '';
+    if (code42 || xsoar) {
+      await Promise.all([code42?.close(), xsoar?.close()]);
+      notes.push('simulators closed');
+    }
+    if (redis?.started) {
+      // stop() waits for the server's exit event, which never comes when the server has already exited.
+      const stopped = await within(redis.stop().then(() => true), redisUp ? 5_000 : 100);
+      if (stopped) notes.push('private redis-server stopped');
+      else notes.push(`the private redis-server ${redisUp ? 'did not confirm its exit' : 'had already exited'} (its c42x-redis-* temp dir may remain)`);
+    }
     if (daemon && logDir) {
-      const log = tail(daemon.logPath, 1_000_000);
-      // Kept when it says something, or when the run failed (the failure message named it).
-      if (log.trim() === '' && (success || this.interrupted)) {
+      // Kept only when it has something to say.
+      if (readLog(daemon.logPath) === '') {
         rmSync(logDir, { recursive: true, force: true });
-        logNote = 'the daemon log was empty and is removed';
+        notes.push('the daemon log was empty and is removed');
       } else {
-        logNote = `the daemon log is kept at ${daemon.logPath}`;
+        notes.push(`the daemon log is kept at ${daemon.logPath}`);
       }
     }
-    const parts = [
-      prefix ? `${deleted} keys under ${prefix}:* deleted` : '',
-      code42 || xsoar ? 'simulators closed' : '',
-      redis?.started ? 'private redis-server stopped' : '',
-      logNote,
-    ].filter((p) => p !== '');
-    if (parts.length > 0) this.out.say(`cleanup     ${parts.join('; ')}`);
-    for (const p of problems) this.out.say(`cleanup     ${p}`);
+    if (notes.length > 0) this.out.say(`cleanup     ${notes.join('; ')}`);
   }
 
   /**
@@ -532,7 +538,12 @@ try {
   process.stdout.write(`\ndemo failed: ${err instanceof Error ? err.message : String(err)}\n`);
   code = 1;
 }
-await demo.cleanup(code === 0);
+try {
+  await demo.cleanup();
+} catch (err) {
+  process.stdout.write(`cleanup failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  code = 1;
+}
 if (demo.signal) code = 128 + (osConstants.signals[demo.signal] ?? 2);
 // Everything is closed by now; exit explicitly so a stray handle cannot keep the demo alive.
 process.exit(code);

@@ -156,6 +156,7 @@ export class Daemon {
       lookbackMs: config.poll.lookback,
       logger: logger.child({ component: 'poller' }),
       events: pollerEvents,
+      lockTtlMs: config.worker.lockDuration,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
     this.worker = new ForwardWorker({
@@ -176,6 +177,7 @@ export class Daemon {
       },
       status,
       searchSettleMs: config.xsoar.searchSettle,
+      lockDurationMs: config.worker.lockDuration,
       shuttingDown: () => this.stopping,
       logger: logger.child({ component: 'worker' }),
       events: metrics.workerEvents,
@@ -188,6 +190,7 @@ export class Daemon {
       prefix: config.redis.prefix,
       intervalMs: config.poll.interval,
       poller: this.poller,
+      lockDurationMs: config.worker.lockDuration,
       logger: logger.child({ component: 'scheduler' }),
     });
     await this.scheduler.start();

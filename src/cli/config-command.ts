@@ -6,6 +6,10 @@ function formatDefault(format: unknown, value: unknown): string {
   if (value === null || value === undefined) return '';
   if ((format === 'duration' || format === 'positive-duration') && typeof value === 'number') return formatDuration(value);
   if (format === 'rate' && typeof value === 'number') return `${value}/min`;
+  if (format === 'size' && typeof value === 'number') {
+    for (const [unit, size] of [['GB', 1024 ** 3], ['MB', 1024 ** 2], ['KB', 1024]] as const) if (value % size === 0) return `${value / size}${unit}`;
+    return String(value);
+  }
   if (Array.isArray(value)) return value.join(',');
   return String(value);
 }

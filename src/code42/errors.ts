@@ -2,8 +2,15 @@ import { ForwarderError } from '../infra/errors.js';
 
 /** Code42 refused the API client's credentials, or a fresh token. Not fixed by retrying. */
 export class Code42AuthError extends ForwarderError {
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(options?.code ?? 'CODE42_AUTH', message, options);
+  }
+}
+
+/** Code42's certificate is not trusted (private CA or TLS-inspecting proxy without CODE42_CA_FILE). Handled like bad credentials. */
+export class Code42TlsError extends Code42AuthError {
   constructor(message: string, options?: { cause?: unknown }) {
-    super('CODE42_AUTH', message, options);
+    super(message, { ...options, code: 'CODE42_TLS' });
   }
 }
 

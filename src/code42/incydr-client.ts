@@ -1,8 +1,8 @@
 import { HTTPError, RequestError, type Got, type Hooks, type Options } from 'got';
-import { createHttpClient, type HttpClientOptions } from '../infra/http.js';
+import { ResponseTooLargeError, TLS_ERROR_CODES, createHttpClient, withBodyLimit, type HttpClientOptions } from '../infra/http.js';
 import type { RequestObserver } from '../infra/request-observer.js';
-import { parseUntrustedJson } from '../infra/safe-json.js';
-import { Code42AuthError, Code42RequestError, Code42ResponseError } from './errors.js';
+import { findForbiddenKey, parseUntrustedJson } from '../infra/safe-json.js';
+import { Code42AuthError, Code42RequestError, Code42ResponseError, Code42TlsError } from './errors.js';
 import type { RequestBudget } from './request-budget.js';
 import {
   ActorSchema,
@@ -28,6 +28,8 @@ export interface IncydrClientOptions extends Omit<HttpClientOptions, 'baseUrl'> 
   /** Shared request budget; every request (retries included) waits for it. */
   budget?: RequestBudget;
   observer?: RequestObserver;
+  /** Largest response body accepted. @defaultValue 16 MiB */
+  maxResponseBytes?: number;
   /** GET retries on network errors, 5xx and 429. @defaultValue 4 */
   retryLimit?: number;
   /** Longest Retry-After honoured by waiting; a longer one fails the request. @defaultValue 120 s */
@@ -68,8 +70,10 @@ type Endpoint = 'oauth' | 'sessions.list' | 'sessions.get' | 'sessions.events' |
 export class IncydrClient {
   readonly tokens: TokenProvider;
   private readonly http: Got;
+  private readonly maxResponseBytes: number;
 
   constructor(opts: IncydrClientOptions) {
+    this.maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
     const base = createHttpClient({ ...opts, baseUrl: opts.apiUrl }, {
       retry: {
         limit: opts.retryLimit ?? 4,
@@ -175,10 +179,13 @@ export class IncydrClient {
     let text: string;
     let contentType: string | undefined;
     try {
-      const res = await this.http.get(path, { ...(searchParams ? { searchParams } : {}), context: { endpoint } });
+      const res = await withBodyLimit(this.http.get(path, { ...(searchParams ? { searchParams } : {}), context: { endpoint } }), this.maxResponseBytes);
       text = res.body;
       contentType = res.headers['content-type'];
     } catch (err) {
+      if (err instanceof ResponseTooLargeError) {
+        throw new Code42ResponseError(`Code42 ${endpoint} refused: ${err.message} (CODE42_MAX_RESPONSE_SIZE)`, { cause: err });
+      }
       if (err instanceof HTTPError) {
         const status = err.response.statusCode;
         if (status === 404 && notFoundIsNull) return null;
@@ -188,17 +195,25 @@ export class IncydrClient {
         throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed with HTTP ${status}${describeBody(String(err.response.body ?? ''))}`, status, { cause: err });
       }
       if (err instanceof Code42AuthError || err instanceof Code42RequestError || err instanceof Code42ResponseError) throw err;
+      if (err instanceof RequestError && TLS_ERROR_CODES.has(err.code)) {
+        throw new Code42TlsError(`Code42's TLS certificate is not trusted (${err.code}): give its CA with CODE42_CA_FILE`, { cause: err });
+      }
       const code = err instanceof RequestError ? ` (${err.code})` : '';
       throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed: ${(err as Error).message}${code}`, undefined, { cause: err });
     }
+    let body: unknown;
     try {
-      return parseUntrustedJson(text);
+      body = parseUntrustedJson(text);
     } catch (err) {
       throw new Code42ResponseError(
         `Code42 ${endpoint} answered with a body that is not JSON (content-type ${contentType ?? 'none'})${describeBody(text)}`,
         { cause: err },
       );
     }
+    // Session pages are checked item by item by the intake; anything else is refused whole.
+    const forbidden = endpoint === 'sessions.list' ? null : findForbiddenKey(body);
+    if (forbidden) throw new Code42ResponseError(`Code42 ${endpoint} response: field ${forbidden}: forbidden key (possible prototype pollution)`, { field: forbidden });
+    return body;
   }
 }
 

@@ -1,7 +1,7 @@
 export { IncydrClient, SESSIONS_PAGE_SIZE, type IncydrClientOptions, type SessionQuery, type SessionPage, type SessionEvents } from './incydr-client.js';
 export { TokenProvider } from './token-provider.js';
 export { RequestBudget, budgetWindow } from './request-budget.js';
-export { Code42AuthError, Code42ResponseError, Code42RequestError } from './errors.js';
+export { Code42AuthError, Code42TlsError, Code42ResponseError, Code42RequestError } from './errors.js';
 export {
   SessionSchema,
   parseOrThrow,

@@ -30,6 +30,18 @@ export function parseRate(value: unknown): number | undefined {
   return perMinute > 0 ? perMinute : undefined;
 }
 
+/** Sizes such as `16MB`, `512KB`, `1GB` or a plain number of bytes. */
+export function parseSize(value: unknown): number | undefined {
+  if (typeof value === 'number') return Number.isInteger(value) && value > 0 ? value : undefined;
+  if (typeof value !== 'string') return undefined;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$/i.exec(value);
+  if (!m || m[1] === undefined) return undefined;
+  const unit = (m[2] ?? 'b').toLowerCase();
+  const factor = unit.startsWith('k') ? 1024 : unit.startsWith('m') ? 1024 ** 2 : unit.startsWith('g') ? 1024 ** 3 : 1;
+  const bytes = Math.round(Number(m[1]) * factor);
+  return bytes > 0 ? bytes : undefined;
+}
+
 let registered = false;
 
 /** Registers the project's convict formats once per process. */
@@ -104,6 +116,12 @@ export function registerFormats(): void {
         if (typeof value !== 'number' || !(value > 0)) throw new Error('must be a rate such as 120/min, 2/s or 7200/h');
       },
       coerce: (value: unknown) => parseRate(value) ?? value,
+    },
+    size: {
+      validate(value: unknown) {
+        if (typeof value !== 'number' || !Number.isInteger(value) || value <= 0) throw new Error('must be a size such as 16MB, 512KB or a number of bytes');
+      },
+      coerce: (value: unknown) => parseSize(value) ?? value,
     },
     'severity-list': {
       validate(value: unknown) {

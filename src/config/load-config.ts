@@ -17,6 +17,7 @@ export interface Config {
     states: SessionState[];
     rateLimit: number;
     timeout: number;
+    maxResponseSize: number;
     caFile: string | null;
   };
   poll: { interval: number; firstFetch: number; lookback: number };
@@ -33,10 +34,11 @@ export interface Config {
     caFile: string | null;
     tlsInsecure: boolean;
     searchSettle: number;
+    maxResponseSize: number;
     timeout: number;
   };
   enrich: { includeFiles: boolean; maxFileEvents: number; cacheTtl: number };
-  worker: { concurrency: number; attempts: number; backoff: number; keepCompleted: number };
+  worker: { concurrency: number; attempts: number; backoff: number; lockDuration: number; keepCompleted: number };
   proxy: { https: string | null; noProxy: string | null };
   http: { port: number; host: string };
 }

@@ -53,6 +53,12 @@ export const schema = {
       default: 60_000 as number | string,
       env: 'CODE42_TIMEOUT',
     },
+    maxResponseSize: {
+      doc: 'Largest Code42 response body accepted (e.g. 16MB, 512KB); a larger one is refused with an error instead of filling memory',
+      format: 'size',
+      default: 16_777_216 as number | string,
+      env: 'CODE42_MAX_RESPONSE_SIZE',
+    },
     caFile: {
       doc: 'PEM file with the CA certificate(s) that sign the Code42 endpoint (private CA or TLS-inspecting proxy)',
       format: 'optional-string',
@@ -165,6 +171,12 @@ export const schema = {
       default: 2_000 as number | string,
       env: 'XSOAR_SEARCH_SETTLE',
     },
+    maxResponseSize: {
+      doc: 'Largest XSOAR response body accepted (e.g. 16MB)',
+      format: 'size',
+      default: 16_777_216 as number | string,
+      env: 'XSOAR_MAX_RESPONSE_SIZE',
+    },
     timeout: {
       doc: 'Time limit of one XSOAR request',
       format: 'positive-duration',
@@ -210,6 +222,12 @@ export const schema = {
       format: 'positive-duration',
       default: 5_000 as number | string,
       env: 'WORKER_BACKOFF',
+    },
+    lockDuration: {
+      doc: 'How long a worker holds a job without renewing its lock; a crashed process\'s jobs (and the poll) are taken over after about this long',
+      format: 'positive-duration',
+      default: 30_000 as number | string,
+      env: 'WORKER_LOCK_DURATION',
     },
     keepCompleted: {
       doc: 'How long completed forward jobs are kept (failed jobs are kept until retried or removed)',

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { got, type Got, type ExtendOptions } from 'got';
+import { got, type CancelableRequest, type Got, type ExtendOptions } from 'got';
 import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
 
 export interface HttpClientOptions {
@@ -15,6 +15,18 @@ export interface HttpClientOptions {
   proxy?: string | null;
   noProxy?: string | null;
 }
+
+/** Certificate errors: a configuration problem (missing CA), never fixed by retrying. */
+export const TLS_ERROR_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_UNTRUSTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 /** True when `host` is matched by a NO_PROXY list (`*`, exact names, `.suffix` or `suffix` domain matches, optional :port). */
 export function bypassesProxy(url: URL, noProxy: string | null | undefined): boolean {
@@ -67,4 +79,45 @@ export function baseHttpOptions(opts: HttpClientOptions): ExtendOptions {
 
 export function createHttpClient(opts: HttpClientOptions, extra: ExtendOptions = {}): Got {
   return got.extend(baseHttpOptions(opts), extra);
+}
+
+/** A response body over the configured cap: refused rather than buffered. */
+export class ResponseTooLargeError extends Error {
+  constructor(readonly limitBytes: number) {
+    super(`response body is over the ${formatBytes(limitBytes)} limit`);
+    this.name = 'ResponseTooLargeError';
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1024 ** 2 && n % 1024 ** 2 === 0) return `${n / 1024 ** 2} MB`;
+  if (n >= 1024 && n % 1024 === 0) return `${n / 1024} KB`;
+  return `${n} bytes`;
+}
+
+/**
+ * Awaits a got request but cancels it as soon as the body (announced or received) exceeds `limitBytes`,
+ * so one oversized answer cannot exhaust the daemon's memory.
+ */
+export async function withBodyLimit<T>(request: CancelableRequest<T>, limitBytes: number): Promise<T> {
+  let tooLarge = false;
+  request.on('response', (response: { headers: Record<string, string | string[] | undefined> }) => {
+    const announced = Number(response.headers['content-length']);
+    if (Number.isFinite(announced) && announced > limitBytes) {
+      tooLarge = true;
+      request.cancel();
+    }
+  });
+  request.on('downloadProgress', (progress: { transferred: number }) => {
+    if (!tooLarge && progress.transferred > limitBytes) {
+      tooLarge = true;
+      request.cancel();
+    }
+  });
+  try {
+    return await request;
+  } catch (err) {
+    if (tooLarge) throw new ResponseTooLargeError(limitBytes);
+    throw err;
+  }
 }

@@ -48,6 +48,11 @@ export interface ForwardWorkerOptions {
   searchSettleMs?: number;
   /** How long the queue pauses while an upstream refuses our credentials. @defaultValue 60000 */
   authPauseMs?: number;
+  /**
+   * How long a job's lock lives without renewal; a crashed process's jobs are picked up again after
+   * about this long. @defaultValue 30000
+   */
+  lockDurationMs?: number;
   /** True once the daemon is stopping: a job aborted then is handed back without using an attempt. */
   shuttingDown?: () => boolean;
   clock?: () => number;
@@ -77,6 +82,8 @@ export class ForwardWorker {
       limiter: { max: 100_000, duration: 1_000 },
       // A crash of this process is not the job's fault: let it be picked up again many times.
       maxStalledCount: 10,
+      lockDuration: this.opts.lockDurationMs ?? 30_000,
+      stalledInterval: this.opts.lockDurationMs ?? 30_000,
     });
     this.worker.on('error', (err) => logger.error({ err }, 'forward worker error'));
     this.worker.on('failed', (job, err) => {

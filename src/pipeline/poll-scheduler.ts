@@ -12,6 +12,8 @@ export interface PollSchedulerOptions {
   intervalMs: number;
   poller: Poller;
   logger: Logger;
+  /** Lock duration of the poll job (a crashed poller's turn is taken over after about this long). @defaultValue 30000 */
+  lockDurationMs?: number;
 }
 
 /**
@@ -36,9 +38,29 @@ export class PollScheduler {
         const result = await poller.runOnce();
         return result ?? { skipped: true };
       },
-      { connection, prefix, concurrency: 1, autorun: true },
+      {
+        connection,
+        prefix,
+        concurrency: 1,
+        autorun: true,
+        lockDuration: this.opts.lockDurationMs ?? 30_000,
+        stalledInterval: this.opts.lockDurationMs ?? 30_000,
+      },
     );
-    this.worker.on('failed', (_job, err) => logger.error({ err }, 'poll failed; the next poll will cover the same window'));
+    // The same failure every interval (say, Code42 down for an hour) is logged once, then again when it changes.
+    let lastError = '';
+    this.worker.on('failed', (_job, err) => {
+      if (err.message === lastError) {
+        logger.debug({ err }, 'poll failed again');
+        return;
+      }
+      lastError = err.message;
+      logger.error({ err }, 'poll failed; the next poll covers the same window');
+    });
+    this.worker.on('completed', () => {
+      if (lastError) logger.info('polling works again');
+      lastError = '';
+    });
     this.worker.on('error', (err) => logger.error({ err }, 'poll worker error'));
   }
 

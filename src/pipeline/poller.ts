@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { IncydrClient, SessionQuery } from '../code42/incydr-client.js';
+import { Code42ResponseError } from '../code42/errors.js';
 import type { Session } from '../code42/schemas.js';
 import type { SessionState, SeverityWord } from '../code42/vocabulary.js';
 import type { Logger } from '../infra/logger.js';
@@ -46,6 +47,8 @@ export interface PollerOptions {
   lookbackMs: number;
   logger: Logger;
   events?: PollerEvents;
+  /** Lifetime of the poll lock without renewal (a crashed poller blocks others this long at most). @defaultValue 30000 */
+  lockTtlMs?: number;
   clock?: () => number;
 }
 
@@ -65,7 +68,7 @@ export class Poller {
   constructor(private readonly opts: PollerOptions) {
     this.state = new PollState(opts.redis, opts.keys);
     this.rejected = new RejectedLog(opts.redis, opts.keys);
-    this.lock = new RedisLock(opts.redis, opts.keys.pollLock);
+    this.lock = new RedisLock(opts.redis, opts.keys.pollLock, opts.lockTtlMs ?? 30_000);
     this.clock = opts.clock ?? Date.now;
     this.intake = new SessionIntake({
       rejected: this.rejected,
@@ -90,6 +93,10 @@ export class Poller {
       this.opts.events?.onPoll?.('ok', this.clock() - startedAt);
       return result;
     } catch (err) {
+      if (err instanceof Code42ResponseError) {
+        // A page that is not what the API documents is bad input too: keep it where operators look.
+        await this.rejected.record({ sessionId: null, reason: err.message, raw: null, at: this.clock() }).catch(() => undefined);
+      }
       await this.state.recordPoll({ ok: false, at: this.clock(), error: (err as Error).message }).catch(() => undefined);
       this.opts.events?.onPoll?.('error', this.clock() - startedAt, err);
       throw err;

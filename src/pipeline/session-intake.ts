@@ -3,6 +3,7 @@ import { Code42ResponseError } from '../code42/errors.js';
 import { SessionSchema, currentSeverity, latestState, parseOrThrow, type Session } from '../code42/schemas.js';
 import { severityNumber, type SessionState, type SeverityWord } from '../code42/vocabulary.js';
 import type { Logger } from '../infra/logger.js';
+import { findForbiddenKey } from '../infra/safe-json.js';
 import type { ForwardJobData } from './job-data.js';
 import { forwardJobId } from './keys.js';
 import type { RejectedLog } from './rejected-log.js';
@@ -44,6 +45,15 @@ export class SessionIntake {
     for (const raw of items) {
       let session: Session;
       try {
+        const forbidden = findForbiddenKey(raw);
+        if (forbidden) {
+          const id = raw && typeof raw === 'object' ? (raw as { sessionId?: unknown }).sessionId : undefined;
+          const sessionId = typeof id === 'string' ? id : undefined;
+          throw new Code42ResponseError(`${sessionId ? `session ${sessionId}` : 'session'}: field ${forbidden}: forbidden key (possible prototype pollution)`, {
+            field: forbidden,
+            ...(sessionId ? { sessionId } : {}),
+          });
+        }
         session = parseOrThrow(SessionSchema, raw, 'session');
       } catch (err) {
         if (!(err instanceof Code42ResponseError)) throw err;

@@ -2,8 +2,15 @@ import { ForwarderError } from '../infra/errors.js';
 
 /** XSOAR refused the API key (403 on 6.x, 401 on 8.x). Retrying does not help. */
 export class XsoarAuthError extends ForwarderError {
-  constructor(message: string) {
-    super('XSOAR_AUTH', message);
+  constructor(message: string, options?: { cause?: unknown; code?: string }) {
+    super(options?.code ?? 'XSOAR_AUTH', message, options);
+  }
+}
+
+/** XSOAR's certificate is not trusted (self-signed on-prem default without XSOAR_CA_FILE). Handled like a refused key. */
+export class XsoarTlsError extends XsoarAuthError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, { ...options, code: 'XSOAR_TLS' });
   }
 }
 

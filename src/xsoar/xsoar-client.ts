@@ -1,15 +1,17 @@
 import { HTTPError, RequestError, type Got, type Options } from 'got';
-import { createHttpClient, type HttpClientOptions } from '../infra/http.js';
+import { ResponseTooLargeError, TLS_ERROR_CODES, createHttpClient, withBodyLimit, type HttpClientOptions } from '../infra/http.js';
 import type { RequestObserver } from '../infra/request-observer.js';
 import { parseUntrustedJson } from '../infra/safe-json.js';
 import { authHeaders, type XsoarCredentials } from './auth.js';
-import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarResponseError, XsoarUnavailableError } from './errors.js';
+import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarResponseError, XsoarTlsError, XsoarUnavailableError } from './errors.js';
 import type { IncidentRequest } from './incident-request.js';
 
 export interface XsoarClientOptions extends Omit<HttpClientOptions, 'baseUrl'>, XsoarCredentials {
   /** XSOAR 6 server URL or XSOAR 8 API URL. */
   url: string;
   observer?: RequestObserver;
+  /** Largest response body accepted. @defaultValue 16 MiB */
+  maxResponseBytes?: number;
 }
 
 /** An incident as a search returns it: just what this daemon needs to recognise its own. */
@@ -23,14 +25,7 @@ export interface FoundIncident {
 
 /** Errors that mean "never connected": the request cannot have reached XSOAR. */
 const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ENETUNREACH', 'EHOSTUNREACH']);
-const TLS_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
+
 
 /** Label type under which every incident carries its Code42 session id (a searchable key). */
 export const SESSION_LABEL = 'code42sessionid';
@@ -43,8 +38,10 @@ export class XsoarClient {
   private readonly http: Got;
   /** Path prefixes to try, best first; the first that answers is kept. */
   private prefixes: string[];
+  private readonly maxResponseBytes: number;
 
   constructor(opts: XsoarClientOptions) {
+    this.maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
     this.prefixes = opts.apiKeyId ? ['xsoar/public/v1/', 'xsoar/'] : [''];
     const creds: XsoarCredentials = { apiKey: opts.apiKey, apiKeyId: opts.apiKeyId, authType: opts.authType };
     const observer = opts.observer;
@@ -139,12 +136,15 @@ export class XsoarClient {
     for (let i = 0; i < this.prefixes.length; i++) {
       const prefix = this.prefixes[i] as string;
       try {
-        const res = await this.http(`${prefix}${path}`, {
-          method: opts.method,
-          ...(opts.body !== undefined ? { body: opts.body } : {}),
-          ...(opts.signal ? { signal: opts.signal } : {}),
-          context: { endpoint },
-        });
+        const res = await withBodyLimit(
+          this.http(`${prefix}${path}`, {
+            method: opts.method,
+            ...(opts.body !== undefined ? { body: opts.body } : {}),
+            ...(opts.signal ? { signal: opts.signal } : {}),
+            context: { endpoint },
+          }),
+          this.maxResponseBytes,
+        );
         if (i > 0) this.prefixes = this.prefixes.slice(i);
         try {
           return parseUntrustedJson(res.body);
@@ -193,6 +193,11 @@ function retryAfterMs(header: string | string[] | undefined): number {
 }
 
 function translateError(err: unknown, endpoint: string, ambiguousOnFailure: boolean): Error {
+  if (err instanceof ResponseTooLargeError) {
+    const message = `XSOAR ${endpoint} refused: ${err.message} (XSOAR_MAX_RESPONSE_SIZE)`;
+    return ambiguousOnFailure ? new XsoarUnavailableError(message, true, undefined, { cause: err }) : new XsoarResponseError(message);
+  }
+  if (err instanceof XsoarResponseError) return err;
   if (err instanceof HTTPError) {
     const status = err.response.statusCode;
     const body = String(err.response.body ?? '');
@@ -209,13 +214,8 @@ function translateError(err: unknown, endpoint: string, ambiguousOnFailure: bool
   }
   if (err instanceof RequestError) {
     const code = err.code;
-    if (TLS_CODES.has(code)) {
-      return new XsoarUnavailableError(
-        `XSOAR's TLS certificate is not trusted (${code}): give its CA with XSOAR_CA_FILE`,
-        false,
-        undefined,
-        { cause: err },
-      );
+    if (TLS_ERROR_CODES.has(code)) {
+      return new XsoarTlsError(`XSOAR's TLS certificate is not trusted (${code}): give its CA with XSOAR_CA_FILE`, { cause: err });
     }
     const ambiguous = ambiguousOnFailure && !NOT_SENT_CODES.has(code);
     return new XsoarUnavailableError(`XSOAR ${endpoint} failed: ${err.message} (${code})`, ambiguous, undefined, { cause: err });

@@ -4,6 +4,7 @@ import { generateTenant } from '../sims/code42/index.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { CODE42_CLIENT_ID, CODE42_CLIENT_SECRET, XSOAR_API_KEY, startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+import { waitForDrain } from '../helpers/queue.js';
 
 const MIN = 60_000;
 
@@ -30,6 +31,7 @@ describe('the daemon as a process', () => {
     stack.code42.expireAllTokens();
     stack.code42.addSession({ sessionId: 'after-revoke-1', beginTime: Date.now() - 1000 });
     await waitFor(() => stack?.xsoar.incidentsByMirrorId('after-revoke-1').length, { timeoutMs: 20_000, what: 'the session added after the revocation' });
+    await waitForDrain(stack.prefix);
     const result = await daemon.stop('SIGTERM');
     assert.equal(result.code, 0, result.stderr);
 

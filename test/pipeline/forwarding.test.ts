@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { Queue } from 'bullmq';
 import { Daemon } from '../../src/daemon.js';
-import { FORWARD_QUEUE } from '../../src/pipeline/keys.js';
 import { generateTenant, type FileEventV2, type GeneratedTenant, type WireSession } from '../sims/code42/index.js';
 import { captureLogger, silentLogger } from '../helpers/logs.js';
-import { testRedis } from '../helpers/redis.js';
+import { failedJobs as failedJobsOf, waitForDrain } from '../helpers/queue.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { expectedIncident } from '../helpers/expected-incident.js';
@@ -45,29 +43,11 @@ function tenant300(withNames: boolean): GeneratedTenant {
 }
 
 async function drained(stack: Stack, expected: number): Promise<void> {
-  const redis = testRedis();
-  const queue = new Queue(FORWARD_QUEUE, { connection: redis, prefix: stack.prefix });
-  try {
-    await waitFor(
-      async () => {
-        const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-        return stack.xsoar.incidents().length >= expected && (c.waiting ?? 0) + (c.active ?? 0) + (c.delayed ?? 0) + (c.prioritized ?? 0) === 0;
-      },
-      { timeoutMs: 60_000, intervalMs: 50, what: `${expected} incidents and an empty queue` },
-    );
-  } finally {
-    await queue.close();
-    redis.disconnect();
-  }
+  await waitForDrain(stack.prefix, () => stack.xsoar.incidents().length >= expected);
 }
 
 async function failedJobs(stack: Stack): Promise<Array<{ id: string; reason: string }>> {
-  const redis = testRedis();
-  const queue = new Queue(FORWARD_QUEUE, { connection: redis, prefix: stack.prefix });
-  const failed = await queue.getFailed();
-  await queue.close();
-  redis.disconnect();
-  return failed.map((j) => ({ id: String(j.id), reason: j.failedReason }));
+  return failedJobsOf(stack.prefix);
 }
 
 describe('forwarding sessions to XSOAR', () => {

@@ -451,10 +451,10 @@ class Demo {
     say('');
     say(`total       ${seen.incidents.length} incidents for ${seen.forwarded} sessions (expected ${expected.size}; duplicates ${seen.duplicates}, unexpected ${seen.unexpected})`);
     say(`tenant      ${sessions} sessions in Code42, ${sessions - expected.size} left out by severity or state`);
-    say(`requests    Code42 ${c42.total} (rate limited ${c42.rateLimited}), XSOAR ${xsoar.stats().creates} creates`);
+    say(`requests    Code42 ${c42.total}${c42.rateLimited > 0 ? ` (${c42.rateLimited} answered 429)` : ''}, XSOAR ${xsoar.stats().creates} creates`);
     say(
       `duration    ${seconds(lastIncidentAt - startedAt)} from daemon start to the last incident ` +
-        `(${(seen.forwarded / Math.max(0.001, (lastIncidentAt - startedAt) / 1000)).toFixed(1)} incidents/s); the demo so far ${seconds(Date.now() - demoStartedAt)}`,
+        `(${(seen.forwarded / Math.max(0.001, (lastIncidentAt - startedAt) / 1000)).toFixed(1)} incidents/s), ${seconds(Date.now() - demoStartedAt)} since the demo started`,
     );
 
     const ok = exit.code === 0 && seen.complete && seen.duplicates === 0;

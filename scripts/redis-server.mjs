@@ -63,10 +63,12 @@ export async function ensureRedis({ log = (line) => process.stderr.write(`${line
   if (!installRedisIfMissing(log)) throw new Error('no Redis server available');
   const freeP = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'c42x-redis-'));
+  // Own process group: a Ctrl-C in the terminal reaches the caller, which stops Redis in order.
   const child = spawn('redis-server', ['--port', String(freeP), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], {
     stdio: 'ignore',
-    detached: false,
+    detached: true,
   });
+  const exited = new Promise((r) => child.once('exit', r));
   for (let i = 0; i < 100 && !(await ping('127.0.0.1', freeP, 200)); i++) await new Promise((r) => setTimeout(r, 50));
   if (!(await ping('127.0.0.1', freeP))) {
     child.kill('SIGKILL');
@@ -77,8 +79,8 @@ export async function ensureRedis({ log = (line) => process.stderr.write(`${line
     url: `redis://127.0.0.1:${freeP}`,
     started: true,
     stop: async () => {
-      child.kill('SIGTERM');
-      await new Promise((r) => child.once('exit', r));
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -31,10 +31,13 @@ export class Code42ResponseError extends ForwarderError {
 export class Code42RequestError extends ForwarderError {
   readonly statusCode: number | undefined;
   readonly endpoint: string;
+  /** The error answer was not JSON (an HTML page from a proxy or load balancer, say). */
+  readonly foreignBody: boolean;
 
-  constructor(endpoint: string, message: string, statusCode?: number, options?: { cause?: unknown }) {
+  constructor(endpoint: string, message: string, statusCode?: number, options?: { cause?: unknown; foreignBody?: boolean }) {
     super('CODE42_REQUEST', message, options);
     this.endpoint = endpoint;
     this.statusCode = statusCode;
+    this.foreignBody = options?.foreignBody ?? false;
   }
 }

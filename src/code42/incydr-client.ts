@@ -192,7 +192,10 @@ export class IncydrClient {
         if (status === 401 || status === 403) {
           throw new Code42AuthError(`Code42 refused the request to ${endpoint} with HTTP ${status} even with a fresh token: check the API client's roles`);
         }
-        throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed with HTTP ${status}${describeBody(String(err.response.body ?? ''))}`, status, { cause: err });
+        const body = String(err.response.body ?? '');
+        const foreignBody = body.trim() !== '' && !isJson(body);
+        const kind = foreignBody ? ` and a ${String(err.response.headers['content-type'] ?? 'non-JSON').split(';')[0]} body (not from the Code42 API: a proxy or load balancer?)` : '';
+        throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed with HTTP ${status}${kind}${describeBody(body)}`, status, { cause: err, foreignBody });
       }
       if (err instanceof Code42AuthError || err instanceof Code42RequestError || err instanceof Code42ResponseError) throw err;
       if (err instanceof RequestError && TLS_ERROR_CODES.has(err.code)) {
@@ -214,6 +217,15 @@ export class IncydrClient {
     const forbidden = endpoint === 'sessions.list' ? null : findForbiddenKey(body);
     if (forbidden) throw new Code42ResponseError(`Code42 ${endpoint} response: field ${forbidden}: forbidden key (possible prototype pollution)`, { field: forbidden });
     return body;
+  }
+}
+
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
   }
 }
 

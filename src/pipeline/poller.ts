@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { IncydrClient, SessionQuery } from '../code42/incydr-client.js';
-import { Code42ResponseError } from '../code42/errors.js';
+import { Code42RequestError, Code42ResponseError } from '../code42/errors.js';
 import type { Session } from '../code42/schemas.js';
 import type { SessionState, SeverityWord } from '../code42/vocabulary.js';
 import type { Logger } from '../infra/logger.js';
@@ -93,7 +93,7 @@ export class Poller {
       this.opts.events?.onPoll?.('ok', this.clock() - startedAt);
       return result;
     } catch (err) {
-      if (err instanceof Code42ResponseError) {
+      if (err instanceof Code42ResponseError || (err instanceof Code42RequestError && err.foreignBody)) {
         // A page that is not what the API documents is bad input too: keep it where operators look.
         await this.rejected.record({ sessionId: null, reason: err.message, raw: null, at: this.clock() }).catch(() => undefined);
       }

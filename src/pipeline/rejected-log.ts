@@ -30,7 +30,10 @@ export class RejectedLog {
   /** Records the item unless the same item was recorded before; returns true when it was new. */
   async record(item: { sessionId: string | null; reason: string; raw: unknown; at: number }): Promise<boolean> {
     const rawText = safeStringify(item.raw);
-    const dedupKey = item.sessionId ? `session:${item.sessionId}` : `hash:${createHash('sha256').update(rawText).digest('hex')}`;
+    // Without an id the item is known by its bytes and what was wrong with it (page-level records have no item at all).
+    const dedupKey = item.sessionId
+      ? `session:${item.sessionId}`
+      : `hash:${createHash('sha256').update(rawText).update('\n').update(item.reason).digest('hex')}`;
     const added = await this.redis.zadd(this.keys.rejectedIds, 'NX', item.at, dedupKey);
     if (added === 0) return false;
     await this.redis.xadd(

@@ -3,7 +3,7 @@ import { afterEach, describe, it } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
 import { generateTenant, type FileEventV2, type GeneratedTenant, type WireSession } from '../sims/code42/index.js';
 import { captureLogger, silentLogger } from '../helpers/logs.js';
-import { failedJobs as failedJobsOf, waitForDrain } from '../helpers/queue.js';
+import { failedJobs as failedJobsOf, waitForDrain, withForwardQueue } from '../helpers/queue.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { expectedIncident } from '../helpers/expected-incident.js';
@@ -187,7 +187,9 @@ describe('forwarding sessions to XSOAR', () => {
     daemon = new Daemon({ config: stack.config({ XSOAR_API_KEY: 'wrong-key' }), logger });
     await daemon.start();
     await waitFor(() => stack?.xsoar.stats().authFailures, { what: 'a refused create' });
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // Not spinning: the whole queue is paused for a minute instead of retrying.
+    const pausedFor = await withForwardQueue(stack.prefix, (queue) => waitFor(() => queue.getRateLimitTtl(), { what: 'the queue paused' }));
+    assert.ok(pausedFor > 50_000, `paused for ${pausedFor} ms`);
     const attempts = stack.xsoar.stats().authFailures;
     assert.ok(attempts <= 4, `at most one round of in-flight creates, then a pause (${attempts})`);
     const errors = lines.map((l) => JSON.parse(l) as { level: string; msg: string }).filter((l) => l.level === 'error');

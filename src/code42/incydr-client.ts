@@ -1,5 +1,6 @@
 import { HTTPError, RequestError, type Got, type Hooks, type Options } from 'got';
 import { ResponseTooLargeError, TLS_ERROR_CODES, createHttpClient, withBodyLimit, type HttpClientOptions } from '../infra/http.js';
+import { ForwarderError } from '../infra/errors.js';
 import type { RequestObserver } from '../infra/request-observer.js';
 import { findForbiddenKey, parseUntrustedJson } from '../infra/safe-json.js';
 import { Code42AuthError, Code42RequestError, Code42ResponseError, Code42TlsError } from './errors.js';
@@ -182,7 +183,9 @@ export class IncydrClient {
       const res = await withBodyLimit(this.http.get(path, { ...(searchParams ? { searchParams } : {}), context: { endpoint } }), this.maxResponseBytes);
       text = res.body;
       contentType = res.headers['content-type'];
-    } catch (err) {
+    } catch (caught) {
+      // Errors thrown inside got's hooks (the token refresh) arrive wrapped in a RequestError.
+      const err = caught instanceof RequestError && caught.cause instanceof ForwarderError ? caught.cause : caught;
       if (err instanceof ResponseTooLargeError) {
         throw new Code42ResponseError(`Code42 ${endpoint} refused: ${err.message} (CODE42_MAX_RESPONSE_SIZE)`, { cause: err });
       }

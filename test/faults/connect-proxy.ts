@@ -1,8 +1,8 @@
 /**
  * Loopback network helpers for the proxy and TLS checks:
  * - ForwardProxy: a minimal HTTP forward proxy (what HTTPS_PROXY points at). It tunnels `CONNECT host:port`
- *   (net.connect + pipe) and relays absolute-form requests (`GET http://host:port/path`) with http.request,
- *   counting both per target `host:port`.
+ *   (net.connect + pipe) and relays absolute-form requests (`GET http://host:port/path`) with http.request
+ *   (one fresh connection each), counting tunnels, relayed requests and the connections it opened per target.
  * - TcpCounter: a TCP pass-through in front of a server that counts the connections it accepts, so a test
  *   can tell how many connections (TLS handshakes included) a client opened, whichever way they came.
  */
@@ -35,6 +35,8 @@ export class ForwardProxy {
   readonly tunnels = new Map<string, number>();
   /** Absolute-form requests relayed, per `host:port`. */
   readonly requests = new Map<string, number>();
+  /** Connections the proxy itself opened to each `host:port` (tunnels and relayed requests alike). */
+  readonly upstream = new Map<string, number>();
   /** Requests that were neither (origin-form: a client that took the proxy for the server). */
   readonly strays: string[] = [];
   private readonly sockets = new Set<Socket>();
@@ -56,6 +58,7 @@ export class ForwardProxy {
         return;
       }
       bump(this.tunnels, target);
+      bump(this.upstream, target);
       const upstream = connect(Number(m[2]), m[1] as string, () => {
         client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
         if (head.length > 0) upstream.write(head);
@@ -80,11 +83,13 @@ export class ForwardProxy {
       return;
     }
     bump(this.requests, target.host);
+    bump(this.upstream, target.host);
     const headers = { ...req.headers };
     delete headers['proxy-connection'];
     delete headers['proxy-authorization'];
+    delete headers.connection;
     const upstream = httpRequest(
-      { host: target.hostname, port: target.port, method: req.method, path: `${target.pathname}${target.search}`, headers },
+      { host: target.hostname, port: target.port, method: req.method, path: `${target.pathname}${target.search}`, headers, agent: false },
       (answer) => {
         res.writeHead(answer.statusCode ?? 502, answer.headers);
         answer.pipe(res);
@@ -103,6 +108,17 @@ export class ForwardProxy {
 
   requestsTo(hostPort: string): number {
     return this.requests.get(hostPort) ?? 0;
+  }
+
+  upstreamTo(hostPort: string): number {
+    return this.upstream.get(hostPort) ?? 0;
+  }
+
+  reset(): void {
+    this.tunnels.clear();
+    this.requests.clear();
+    this.upstream.clear();
+    this.strays.length = 0;
   }
 
   async close(): Promise<void> {

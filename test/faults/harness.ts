@@ -41,7 +41,7 @@ export interface FaultReport {
 const MIN = 60_000;
 
 export class FaultRun {
-  readonly redis = new RedisProcess();
+  readonly redis: RedisProcess;
   readonly code42: Code42Simulator;
   readonly xsoar: XsoarSimulator;
   readonly prefix: string;
@@ -54,6 +54,7 @@ export class FaultRun {
   private sessionsLoaded = 0;
 
   private constructor(private readonly opts: FaultRunOptions) {
+    this.redis = new RedisProcess(opts.redisPassword);
     this.code42 = new Code42Simulator({ clientId: CODE42_CLIENT_ID, clientSecret: CODE42_CLIENT_SECRET, ...opts.code42 });
     this.xsoar = new XsoarSimulator({ apiKey: XSOAR_API_KEY, ...opts.xsoar });
     this.prefix = uniquePrefix(`faults-${opts.name}`);
@@ -61,8 +62,15 @@ export class FaultRun {
 
   static async start(opts: FaultRunOptions): Promise<FaultRun> {
     const run = new FaultRun(opts);
-    await run.redis.start(opts.redisPassword ? ['--requirepass', opts.redisPassword] : []);
-    await Promise.all([run.code42.start(), run.xsoar.start()]);
+    try {
+      await run.redis.start();
+      await Promise.all([run.code42.start(), run.xsoar.start()]);
+    } catch (err) {
+      // Nothing may outlive a failed start: the test would hang on a stray server.
+      await run.redis.destroy();
+      await Promise.allSettled([run.code42.close(), run.xsoar.close()]);
+      throw err;
+    }
     run.env = {
       CODE42_API_URL: run.code42.url,
       CODE42_CLIENT_ID: CODE42_CLIENT_ID,
@@ -70,7 +78,7 @@ export class FaultRun {
       CODE42_RATE_LIMIT: '60000/min',
       XSOAR_URL: run.xsoar.url,
       XSOAR_API_KEY: opts.xsoar?.apiKey ?? XSOAR_API_KEY,
-      REDIS_URL: opts.redisPassword ? `redis://:${opts.redisPassword}@127.0.0.1:${run.redis.port}` : run.redis.url,
+      REDIS_URL: run.redis.url,
       QUEUE_PREFIX: run.prefix,
       POLL_INTERVAL: '300ms',
       WORKER_LOCK_DURATION: '2s',

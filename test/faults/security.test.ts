@@ -4,11 +4,13 @@
  *   logs, metrics, CLI output, failed-job reasons, rejected input or the Redis keyspace;
  * - an untrusted TLS certificate is one clear error line naming the CA setting, not a retry storm;
  *   with the CA file given everything arrives;
- * - HTTPS_PROXY carries all upstream traffic (CONNECT for https, absolute-form for http), NO_PROXY bypasses it;
+ * - HTTPS_PROXY carries all upstream traffic (every connection an upstream accepts was opened by the proxy),
+ *   NO_PROXY bypasses it for the hosts it names;
  * - oversized responses from either upstream are refused with the size setting named, without duplicates.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { sessionIdFromJobId } from '../../src/pipeline/keys.js';
@@ -96,6 +98,38 @@ function rssSampler(daemon: DaemonProcess): { stop(): number } {
   };
 }
 
+/**
+ * Makes the run's Redis require `password` and points the run's env (daemon, CLI, keyspace dump) at it.
+ * Set at runtime rather than with FaultRun's `redisPassword` option, whose start-up probe pings without it.
+ */
+async function requirePassword(run: FaultRun, password: string): Promise<void> {
+  const admin = new Redis(run.env.REDIS_URL as string, { maxRetriesPerRequest: 3, protocol: 2 });
+  try {
+    await admin.config('SET', 'requirepass', password);
+  } finally {
+    admin.disconnect();
+  }
+  const url = new URL(run.env.REDIS_URL as string);
+  url.password = password;
+  run.env.REDIS_URL = url.toString();
+  const probe = new Redis(run.env.REDIS_URL, { maxRetriesPerRequest: 3, protocol: 2 });
+  try {
+    assert.equal(await probe.ping(), 'PONG');
+  } finally {
+    probe.disconnect();
+  }
+  // A client without the password is refused (raw RESP, so no client library retries or hides it).
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect(run.redis.port, '127.0.0.1', () => socket.write('PING\r\n'));
+    socket.once('data', (d: Buffer) => {
+      resolve(d.toString());
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+  assert.match(answer, /^-NOAUTH/, 'Redis refuses clients without the password');
+}
+
 describe('security faults', () => {
   let cert: TestCertificate;
   const runs: FaultRun[] = [];
@@ -133,15 +167,15 @@ describe('security faults', () => {
       name: 'secrets',
       code42: { clientId, clientSecret, tokenTtlSeconds: 3 },
       xsoar: { apiKey: xsoarKey },
-      redisPassword,
       env: { CODE42_CLIENT_ID: clientId, CODE42_CLIENT_SECRET: clientSecret, LOG_LEVEL: 'debug' },
     });
+    await requirePassword(run, redisPassword);
     // Error paths that log: XSOAR 400s (failed set), stored-then-5xx creates (ambiguous: search), a Code42 500
     // (retried), an expired token (401, then a fresh one) and one invalid session (rejected input).
     run.xsoar.rejectNext(2, 'Invalid value for field code42alertstate');
     run.xsoar.setFaults({ errorAfterStoreRate: 0.1 });
     run.code42.failNext(1, { status: 500 });
-    run.addSessions(scaled(60));
+    run.addSessions(scaled(75));
     run.code42.addRawSession({ sessionId: 'secrets-bad-item', beginTime: Date.now() - MIN, scores: 'not a list' });
 
     await run.startDaemon(0);
@@ -150,6 +184,7 @@ describe('security faults', () => {
     await waitFor(() => run.code42.issuedTokens().length >= 4, { timeoutMs: 20_000, what: 'four Code42 tokens' });
     const metrics = await getText(`http://127.0.0.1:${run.port(0)}/metrics`);
     assert.equal(metrics.status, 200);
+    const readyz = await getText(`http://127.0.0.1:${run.port(0)}/readyz`);
 
     const cli: Record<string, RunResult> = {
       'failed list --json': await runCli(['failed', 'list', '--json'], run.env),
@@ -179,6 +214,10 @@ describe('security faults', () => {
     // Sanity: the secrets were in use (authentication worked, several tokens), and there is plenty to scan.
     assert.ok(tokens.length >= 5, `tokens issued: ${tokens.length}`);
     assert.equal(run.xsoar.stats().authFailures, 0);
+    const c42Status = run.code42.stats().byStatus;
+    const xsStatus = run.xsoar.stats().byStatus;
+    assert.ok((c42Status['500'] ?? 0) >= 1 && (c42Status['401'] ?? 0) >= 1, `Code42 statuses: ${JSON.stringify(c42Status)}`);
+    assert.ok(xsStatus['400'] === 2 && (xsStatus['500'] ?? 0) + (xsStatus['502'] ?? 0) >= 1, `XSOAR statuses: ${JSON.stringify(xsStatus)}`);
     assert.equal(cli.check?.code, 0, `check: ${cli.check?.stdout}${cli.check?.stderr}`);
     const failedJson = JSON.parse(cli['failed list --json']?.stdout ?? '[]') as Array<{ kind: string; sessionId: string | null; reason: string }>;
     assert.equal(failedJson.filter((e) => e.kind === 'failed').length, 2, JSON.stringify(failedJson));
@@ -199,21 +238,23 @@ describe('security faults', () => {
     const found = [
       ...leaks('daemon logs', output),
       ...leaks('/metrics', metrics.text),
+      ...leaks('/readyz', readyz.text),
       ...Object.entries(cli).flatMap(([name, r]) => leaks(`'${name}' output`, r.stdout + r.stderr)),
       ...leaks('Redis keyspace', keyspace),
     ];
     assert.deepEqual(found, []);
     const metricLines = metrics.text.split('\n').filter((l) => l.trim() !== '').length;
     t.diagnostic(
-      `SECURITY secrets: scanned ${lines.length} log lines, ${metricLines} metric lines, ${Object.keys(cli).length} CLI outputs, ${keyCount} keys (${keyspace.length} bytes) for ${secrets.length} secrets (${tokens.length} tokens): ${found.length} leaks; ${FaultRun.summary('secrets', report)}`,
+      `SECURITY secrets: scanned ${lines.length} log lines, ${metricLines} metric lines, /readyz, ${Object.keys(cli).length} CLI outputs, ${keyCount} keys (${keyspace.length} bytes) for ${secrets.length} secrets (${tokens.length} tokens): ${found.length} leaks; ${FaultRun.summary('secrets', report)}; Code42 statuses ${JSON.stringify(c42Status)}, XSOAR statuses ${JSON.stringify(xsStatus)}`,
     );
   });
 
   it('an untrusted XSOAR certificate is one error line naming XSOAR_CA_FILE; with the CA every session arrives', async (t) => {
     const tls = { key: cert.key, cert: cert.cert };
     const sessions = scaled(10);
+    // More sessions than WORKER_CONCURRENCY (8): after the first failures the queue pauses, so the rest never try.
     const bad = await start({ name: 'tls-xsoar', xsoar: { tls } });
-    bad.addSessions(sessions);
+    bad.addSessions(scaled(25));
     const conns = await counter(portOf(bad.xsoar.url));
     const startedAt = Date.now();
     await bad.startDaemon(0, { XSOAR_URL: `https://127.0.0.1:${conns.port}` });
@@ -229,7 +270,8 @@ describe('security faults', () => {
     assert.equal(bad.xsoar.incidents().length, 0);
     assert.equal(bad.xsoar.requests.length, 0, 'no request got past the handshake');
     assert.ok(bad.expectedSessions().length > 0);
-    assert.ok(conns.connections >= 1 && conns.connections <= 12, `TLS connections attempted: ${conns.connections}`);
+    const queued = bad.expectedSessions().length;
+    assert.ok(conns.connections >= 1 && conns.connections <= 8 + 2, `TLS connections attempted: ${conns.connections} for ${queued} sessions`);
     assert.equal(ready.status, 503);
     const readyBody = JSON.parse(ready.text) as { checks: Record<string, { ok: boolean; detail: string }> };
     assert.equal(readyBody.checks.xsoarAuth?.ok, false);
@@ -245,7 +287,7 @@ describe('security faults', () => {
     assert.equal(report.failed.length, 0);
     assert.equal(logLines(good.allOutput()).filter((l) => l.raw.includes(TLS_PHRASE)).length, 0);
     t.diagnostic(
-      `SECURITY tls-xsoar: without CA ${tlsLines.length} error line over ${observedMs} ms, ${conns.connections} handshakes, 0 requests, 0 incidents, readyz ${ready.status}; with XSOAR_CA_FILE ${report.got}/${report.expected} incidents, duplicates ${report.duplicates}`,
+      `SECURITY tls-xsoar: without CA ${tlsLines.length} error line over ${observedMs} ms, ${conns.connections} handshakes for ${queued} queued sessions (queue paused), 0 requests, 0 incidents, readyz ${ready.status}; with XSOAR_CA_FILE ${report.got}/${report.expected} incidents, duplicates ${report.duplicates}`,
     );
   });
 
@@ -271,10 +313,13 @@ describe('security faults', () => {
     assert.equal(bad.code42.stats().total, 0, 'no request got past the handshake');
     // One handshake per poll at most: polls keep trying at their interval, no tighter loop.
     const polls = Math.ceil(observedMs / 300) + 2;
-    assert.ok(conns.connections >= 3 && conns.connections <= polls, `TLS connections attempted: ${conns.connections} in ${observedMs} ms (at most ${polls})`);
+    assert.ok(conns.connections >= 2 && conns.connections <= polls, `TLS connections attempted: ${conns.connections} in ${observedMs} ms (at most ${polls})`);
+    // Not ready, and the failing check says why.
     assert.equal(ready.status, 503);
     const readyBody = JSON.parse(ready.text) as { checks: Record<string, { ok: boolean; detail: string }> };
-    assert.equal(readyBody.checks.code42Auth?.ok, false);
+    const failing = Object.entries(readyBody.checks).filter(([, c]) => !c.ok);
+    assert.ok(failing.some(([, c]) => /CODE42_CA_FILE/.test(c.detail)), ready.text);
+    assert.equal(readyBody.checks.code42Auth?.ok, false, ready.text);
     assert.match(readyBody.checks.code42Auth?.detail ?? '', /CODE42_CA_FILE/);
 
     const good = await start({ name: 'tls-code42-ca', code42: { tls } });
@@ -287,7 +332,7 @@ describe('security faults', () => {
     assert.equal(report.failed.length, 0);
     assert.equal(logLines(good.allOutput()).filter((l) => l.raw.includes(TLS_PHRASE)).length, 0);
     t.diagnostic(
-      `SECURITY tls-code42: without CA ${tlsLines.length} error line over ${observedMs} ms, ${conns.connections} handshakes (one per poll), 0 requests, readyz ${ready.status}; with CODE42_CA_FILE ${report.got}/${report.expected} incidents, duplicates ${report.duplicates}`,
+      `SECURITY tls-code42: without CA ${tlsLines.length} error line over ${observedMs} ms, ${conns.connections} handshakes (one per poll), 0 requests, readyz ${ready.status} (failing: ${failing.map(([name]) => name).join(',')}); with CODE42_CA_FILE ${report.got}/${report.expected} incidents, duplicates ${report.duplicates}`,
     );
   });
 
@@ -298,8 +343,8 @@ describe('security faults', () => {
     const tls = { key: cert.key, cert: cert.cert };
     const sessions = scaled(10);
 
-    // 1. Both upstreams over HTTPS through the proxy: CONNECT tunnels, and every connection the
-    //    simulators accept came out of a tunnel (counters sit between the proxy and each simulator).
+    // 1. Both upstreams over HTTPS through the proxy: CONNECT tunnels, and every connection the simulators
+    //    accept was opened by the proxy (a connection counter sits in front of each simulator).
     const viaProxy = await start({ name: 'proxy-connect', code42: { tls }, xsoar: { tls } });
     viaProxy.addSessions(sessions);
     const c42Conns = await counter(portOf(viaProxy.code42.url));
@@ -321,21 +366,23 @@ describe('security faults', () => {
     assert.ok(viaProxy.code42.stats().total > 0 && viaProxy.xsoar.requests.length > 0);
     assert.ok(proxy.tunnelsTo(c42Target) >= 1, `CONNECTs to Code42: ${proxy.tunnelsTo(c42Target)}`);
     assert.ok(proxy.tunnelsTo(xsTarget) >= 1, `CONNECTs to XSOAR: ${proxy.tunnelsTo(xsTarget)}`);
-    assert.equal(c42Conns.connections, proxy.tunnelsTo(c42Target), 'every Code42 connection came through a tunnel');
-    assert.equal(xsConns.connections, proxy.tunnelsTo(xsTarget), 'every XSOAR connection came through a tunnel');
-    assert.deepEqual([...proxy.tunnels.keys()].sort(), [c42Target, xsTarget].sort());
-    assert.equal(proxy.requests.size, 0);
+    assert.equal(c42Conns.connections, proxy.upstreamTo(c42Target), 'every Code42 connection was opened by the proxy');
+    assert.equal(xsConns.connections, proxy.upstreamTo(xsTarget), 'every XSOAR connection was opened by the proxy');
+    assert.deepEqual([...proxy.upstream.keys()].sort(), [c42Target, xsTarget].sort());
+    assert.equal(proxy.requests.size, 0, 'https targets are tunnelled, never relayed in the clear');
     assert.deepEqual(proxy.strays, []);
     const connectSummary = `Code42 ${proxy.tunnelsTo(c42Target)} tunnels/${viaProxy.code42.stats().total} requests, XSOAR ${proxy.tunnelsTo(xsTarget)} tunnels/${viaProxy.xsoar.requests.length} requests`;
 
-    // 2. Plain HTTP with the lower-case variables: Code42 addressed as localhost goes through the proxy
-    //    (absolute-form requests, counted one by one); XSOAR at 127.0.0.1 is named by no_proxy and goes direct.
-    proxy.tunnels.clear();
-    proxy.requests.clear();
+    // 2. Plain HTTP with the lower-case variables: Code42 addressed as localhost goes through the proxy;
+    //    XSOAR at 127.0.0.1 is named by no_proxy and connects directly. (For http targets the proxy may see
+    //    CONNECT or absolute-form requests; either way it opens the connections the simulator accepts.)
+    proxy.reset();
     const split = await start({ name: 'proxy-split' });
     split.addSessions(sessions);
-    const c42HostPort = `localhost:${portOf(split.code42.url)}`;
-    const xsHostPort = `127.0.0.1:${portOf(split.xsoar.url)}`;
+    const c42Split = await counter(portOf(split.code42.url));
+    const xsSplit = await counter(portOf(split.xsoar.url));
+    const c42HostPort = `localhost:${c42Split.port}`;
+    const xsHostPort = `127.0.0.1:${xsSplit.port}`;
     await split.startDaemon(0, {
       CODE42_API_URL: `http://${c42HostPort}`,
       XSOAR_URL: `http://${xsHostPort}`,
@@ -349,14 +396,15 @@ describe('security faults', () => {
     assert.equal(r2.duplicates, 0);
     const code42Total = split.code42.stats().total;
     assert.ok(code42Total > 0);
-    assert.equal(proxy.requestsTo(c42HostPort), code42Total, 'every Code42 request went through the proxy');
-    assert.equal(proxy.requestsTo(xsHostPort), 0, 'XSOAR bypassed the proxy');
+    assert.ok(proxy.upstreamTo(c42HostPort) >= 1, 'Code42 traffic went through the proxy');
+    assert.equal(c42Split.connections, proxy.upstreamTo(c42HostPort), 'every Code42 connection was opened by the proxy');
+    assert.deepEqual([...proxy.upstream.keys()], [c42HostPort], 'the proxy saw Code42 only');
+    assert.ok(xsSplit.connections >= 1, 'XSOAR was reached directly');
     assert.ok(split.xsoar.requests.length >= r2.expected, `XSOAR requests: ${split.xsoar.requests.length}`);
-    assert.deepEqual([...proxy.requests.keys()], [c42HostPort]);
-    assert.equal(proxy.tunnels.size, 0);
     assert.deepEqual(proxy.strays, []);
+    const mode = proxy.tunnelsTo(c42HostPort) > 0 ? `${proxy.tunnelsTo(c42HostPort)} CONNECTs` : `${proxy.requestsTo(c42HostPort)} absolute-form requests`;
     t.diagnostic(
-      `SECURITY proxy: https via CONNECT: ${connectSummary}, 0 direct connections, ${r1.got}/${r1.expected} incidents; no_proxy=127.0.0.1: Code42 ${proxy.requestsTo(c42HostPort)}/${code42Total} requests via proxy, XSOAR 0 via proxy/${split.xsoar.requests.length} direct, ${r2.got}/${r2.expected} incidents`,
+      `SECURITY proxy: https via CONNECT: ${connectSummary}, 0 direct connections, ${r1.got}/${r1.expected} incidents; no_proxy=127.0.0.1: Code42 over http via proxy (${mode}, ${c42Split.connections} connections, ${code42Total} requests), XSOAR 0 via proxy/${xsSplit.connections} direct connections/${split.xsoar.requests.length} requests, ${r2.got}/${r2.expected} incidents`,
     );
   });
 

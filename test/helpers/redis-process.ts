@@ -15,8 +15,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-async function answers(port: number): Promise<boolean> {
-  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+async function answers(port: number, password?: string): Promise<boolean> {
+  const r = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, ...(password ? { password } : {}) });
   r.on('error', () => undefined);
   try {
     await r.connect();
@@ -37,21 +37,30 @@ export class RedisProcess {
   private readonly dir = mkdtempSync(join(tmpdir(), 'c42x-redis-'));
   port = 0;
 
+  /** `password` turns on requirepass; the readiness probe authenticates with it. */
+  constructor(private readonly password?: string) {}
+
   get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
+    return this.password ? `redis://:${encodeURIComponent(this.password)}@127.0.0.1:${this.port}` : `redis://127.0.0.1:${this.port}`;
   }
 
   async start(extraArgs: string[] = []): Promise<void> {
     if (this.port === 0) this.port = await freePort();
     this.child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '', ...extraArgs],
+      [
+        '--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir,
+        '--appendonly', 'yes', '--appendfsync', 'everysec', '--save', '',
+        ...(this.password ? ['--requirepass', this.password] : []),
+        ...extraArgs,
+      ],
       { stdio: 'ignore' },
     );
     for (let i = 0; i < 200; i++) {
-      if (await answers(this.port)) return;
+      if (await answers(this.port, this.password)) return;
       await new Promise((r) => setTimeout(r, 25));
     }
+    await this.stop('SIGKILL');
     throw new Error(`redis-server did not start on ${this.port}`);
   }
 

@@ -201,6 +201,31 @@ describe('forwarding sessions to XSOAR', () => {
     assert.match(daemon.status.authFailure('xsoar')?.message ?? '', /refused the API key/);
   });
 
+  it('pauses instead of failing queued sessions when Code42 stops accepting the API client', async () => {
+    stack = await startStack({ name: 'c42auth', env: { WORKER_ATTEMPTS: '2' } });
+    const now = Date.now();
+    stack.code42.loadTenant(generateTenant({ sessions: 10, seed: 33, beginFrom: now - 30 * MIN, beginTo: now, stateWeights: { OPEN: 1 } }));
+    // First the sessions are queued while XSOAR is away...
+    stack.xsoar.outage(600_000);
+    const first = new Daemon({ config: stack.config({ INCLUDE_FILES: 'false' }), logger: silentLogger() });
+    await first.start();
+    await withForwardQueue(stack.prefix, (queue) => waitFor(async () => (await queue.count()) >= 10, { what: '10 queued sessions' }));
+    await first.stop();
+    // ...then the daemon comes back with credentials Code42 refuses, and XSOAR is back.
+    stack.xsoar.outage(0);
+    daemon = new Daemon({ config: stack.config({ CODE42_CLIENT_SECRET: 'revoked-secret' }), logger: silentLogger() });
+    await daemon.start();
+    await waitFor(() => daemon?.status.authFailure('code42'), { what: 'the Code42 auth failure' });
+    const pausedFor = await withForwardQueue(stack.prefix, (queue) => waitFor(() => queue.getRateLimitTtl(), { what: 'the queue paused' }));
+    assert.ok(pausedFor > 50_000);
+    assert.match(daemon.status.authFailure('code42')?.message ?? '', /Code42 refused the API client credentials \(HTTP 401/);
+    assert.deepEqual(await failedJobs(stack), [], 'no attempt is burned while the credentials are refused');
+    assert.equal(stack.xsoar.incidents().length, 0);
+    const readiness = await daemon.readiness();
+    assert.equal(readiness.ready, false);
+    assert.equal(readiness.checks.code42Auth?.ok, false);
+  });
+
   it('puts a session that cannot be mapped and one XSOAR refuses in the failed set with readable reasons', async () => {
     stack = await startStack({ name: 'bad', env: { WORKER_CONCURRENCY: '1' } });
     const now = Date.now();

@@ -167,7 +167,15 @@ export class ForwardWorker {
 
     await ledger.markInFlight(sessionId, this.clock());
     const createStarted = this.clock();
-    const { id } = await xsoar.createIncident(incident, signal);
+    let id: string;
+    try {
+      ({ id } = await xsoar.createIncident(incident, signal));
+    } catch (err) {
+      // Only a create that certainly did not happen may clear the mark; any other outcome keeps it,
+      // so the next attempt searches first. (A failed search must never clear it.)
+      if (certainlyNotCreated(err)) await ledger.clearInFlight(sessionId);
+      throw err;
+    }
     await ledger.record(sessionId, id);
     this.opts.status.markOk('xsoar');
     log.info(
@@ -179,19 +187,16 @@ export class ForwardWorker {
 
   /** Turns a failure into what BullMQ should do with the job. */
   private async outcome(err: unknown, job: Job, log: Logger): Promise<Error> {
-    const { ledger, queue, events } = this.opts;
-    const sessionId = sessionOf(job);
+    const { queue, events } = this.opts;
     if (err instanceof DelayedError || err instanceof RateLimitError || err instanceof UnrecoverableError) return err;
 
     if (err instanceof XsoarRateLimitedError) {
-      await ledger.clearInFlight(sessionId).catch(() => undefined);
       log.warn({ retryAfterMs: err.retryAfterMs }, 'XSOAR answered 429; pausing the queue');
       events?.onRateLimited?.('xsoar', err.retryAfterMs);
       return this.pauseQueue(queue, err.retryAfterMs);
     }
     if (err instanceof XsoarAuthError || err instanceof Code42AuthError) {
       const upstream: Upstream = err instanceof XsoarAuthError ? 'xsoar' : 'code42';
-      if (upstream === 'xsoar') await ledger.clearInFlight(sessionId).catch(() => undefined);
       const pause = this.opts.authPauseMs ?? 60_000;
       // One error line per pause, not one per job.
       if (this.opts.status.markAuthFailure(upstream, err.message) || this.clock() - (this.lastAuthLog ?? 0) > pause) {
@@ -202,7 +207,6 @@ export class ForwardWorker {
       return this.pauseQueue(queue, pause);
     }
     if (err instanceof XsoarRejectedError) {
-      await ledger.clearInFlight(sessionId).catch(() => undefined);
       events?.onFailed?.('xsoar_rejected', true);
       return new UnrecoverableError(err.message);
     }
@@ -211,8 +215,7 @@ export class ForwardWorker {
       return new UnrecoverableError(err.message);
     }
     if (err instanceof XsoarUnavailableError) {
-      if (!err.ambiguous) await ledger.clearInFlight(sessionId).catch(() => undefined);
-      log.warn({ err, ambiguous: err.ambiguous }, 'XSOAR create failed; will retry');
+      log.warn({ err, ambiguous: err.ambiguous }, 'XSOAR request failed; will retry');
     } else {
       log.warn({ err }, 'forwarding failed; will retry');
     }
@@ -228,6 +231,16 @@ export class ForwardWorker {
     await queue.rateLimit(Math.max(1, Math.ceil(ms))).catch((e: unknown) => this.opts.logger.warn({ err: e }, 'could not pause the queue'));
     return new RateLimitError();
   }
+}
+
+/** XSOAR's answer proves the create was not carried out. */
+function certainlyNotCreated(err: unknown): boolean {
+  return (
+    err instanceof XsoarRejectedError ||
+    err instanceof XsoarRateLimitedError ||
+    err instanceof XsoarAuthError ||
+    (err instanceof XsoarUnavailableError && !err.ambiguous)
+  );
 }
 
 function sessionOf(job: Job): string {

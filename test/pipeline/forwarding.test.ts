@@ -167,6 +167,23 @@ describe('forwarding sessions to XSOAR', () => {
     assert.deepEqual(await failedJobs(stack), []);
   });
 
+  it('searches before creating again even when the first search after an unknown outcome fails', async () => {
+    stack = await startStack({ name: 'search429', env: { WORKER_CONCURRENCY: '1', WORKER_BACKOFF: '800ms' } });
+    stack.code42.addSession({ sessionId: 'ambiguous-1', beginTime: Date.now() - MIN });
+    // The first create is stored, but XSOAR answers 5xx: the outcome is unknown to the daemon.
+    stack.xsoar.setFaults({ errorAfterStoreRate: 1 });
+    daemon = new Daemon({ config: stack.config(), logger: silentLogger() });
+    await daemon.start();
+    await waitFor(() => stack?.xsoar.incidents().length, { what: 'the stored incident' });
+    // The follow-up search is refused with 429; the one after that must still search, not create.
+    stack.xsoar.setFaults({});
+    stack.xsoar.rateLimitNext(1, 1);
+    await waitForDrain(stack.prefix);
+    assert.equal(stack.xsoar.incidentsByMirrorId('ambiguous-1').length, 1);
+    assert.equal(stack.xsoar.stats().byStatus['429'], 1);
+    assert.equal(stack.xsoar.stats().creates, 1);
+  });
+
   it('works with an XSOAR 8 advanced key', async () => {
     stack = await startStack({ name: 'x8', xsoar: { apiKeyId: '17', flavour: '8' }, env: { XSOAR_AUTH_TYPE: 'advanced' } });
     const now = Date.now();

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { after, afterEach, before, beforeEach, describe, it } from 'node:test';
+import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { forwardJobId, stateKeys } from '../../src/pipeline/keys.js';
 import { PollState } from '../../src/pipeline/poll-state.js';
 import { RejectedLog } from '../../src/pipeline/rejected-log.js';

@@ -4,7 +4,7 @@
  * registered so that it is stopped at the end, on an error and on Ctrl-C.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -49,7 +49,10 @@ export function installCleanup(): void {
     if (interrupted) return;
     interrupted = true;
     process.stderr.write(`\n${signal}: stopping the daemons and redis-servers of the bench...\n`);
-    void stopEverything().finally(() => process.exit(130));
+    void stopEverything().finally(() => {
+      removeBenchLogs();
+      process.exit(130);
+    });
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -164,6 +167,12 @@ export interface BenchDaemon {
   logTail(bytes?: number): string;
 }
 
+/** The daemon's entry point: the project's build, or another build to compare (`BENCH_MAIN`). */
+export const DAEMON_MAIN = process.env.BENCH_MAIN?.trim() || MAIN_JS;
+
+/** Node flags for every daemon (`BENCH_NODE_ARGS`, space-separated), e.g. heap sizing to compare. */
+export const DAEMON_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+
 let workDir: string | undefined;
 
 /** A temp directory for daemon logs (and profiles) of this bench run. */
@@ -172,8 +181,15 @@ export function benchDir(): string {
   return workDir;
 }
 
+/** Removes the daemon logs, and the work dir itself unless something else (a profile) is in it. */
 export function removeBenchLogs(): void {
-  if (workDir) rmSync(join(workDir, 'logs'), { recursive: true, force: true });
+  if (!workDir) return;
+  rmSync(join(workDir, 'logs'), { recursive: true, force: true });
+  try {
+    rmdirSync(workDir);
+  } catch {
+    // not empty: a profile is kept there
+  }
 }
 
 /**
@@ -187,7 +203,7 @@ export async function startDaemon(label: string, env: Record<string, string>, no
   mkdirSync(logDir, { recursive: true });
   const logFile = join(logDir, `${label}-${Date.now()}.log`);
   const fd = openSync(logFile, 'a');
-  const child = spawn(process.execPath, [...nodeArgs, MAIN_JS, 'run'], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_ARGS, ...nodeArgs, DAEMON_MAIN, 'run'], {
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env, HTTP_PORT: String(port) },
     stdio: ['ignore', fd, fd],
   });

@@ -5,14 +5,15 @@
  * prints the functions with the most self time. See test/bench/README.md.
  *
  * Environment: BENCH_SCALE (default 1), BENCH_ONLY (e.g. "1,3"), BENCH_PROFILE (auto | 0 | 1 | 2 | 3 | 4 | 5),
- * BENCH_PROFILE_SCALE (default half of BENCH_SCALE).
+ * BENCH_PROFILE_SCALE (default half of BENCH_SCALE), BENCH_MAIN (another build's main.js to measure),
+ * BENCH_NODE_ARGS (node flags for every daemon).
  */
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { profileMarkdown, summarizeProfile, type ProfileSummary } from './cpuprofile.js';
-import { benchDir, installCleanup, redisVersion, removeBenchLogs, stopEverything, wasInterrupted } from './harness.js';
+import { DAEMON_MAIN, DAEMON_NODE_ARGS, benchDir, installCleanup, redisVersion, removeBenchLogs, stopEverything, wasInterrupted } from './harness.js';
 import { CLK_TCK } from './proc.js';
 import {
   scenario1,
@@ -118,6 +119,7 @@ async function main(): Promise<number> {
     node: process.version,
     redisServer: await redisVersion(),
     clockTicksPerSec: CLK_TCK,
+    daemon: [...DAEMON_NODE_ARGS, DAEMON_MAIN].join(' '),
   };
   const startedAt = new Date().toISOString();
   log(`bench: scale ${scale}, scenarios ${only.join(',')}, ${machine.cores} cores, Node ${machine.node}, redis-server ${machine.redisServer}`);
@@ -170,7 +172,7 @@ async function main(): Promise<number> {
   const md: string[] = [];
   md.push(`## code42-xsoar-forwarder bench (${startedAt})`);
   md.push('');
-  md.push(`Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGB} GB, Linux ${machine.kernel}; Node ${machine.node}; redis-server ${machine.redisServer}. Scale ${scale}.`);
+  md.push(`Machine: ${machine.cores} cores (${machine.cpuModel}), ${machine.memoryGB} GB, Linux ${machine.kernel}; Node ${machine.node}; redis-server ${machine.redisServer}. Scale ${scale}. Daemon: ${machine.daemon}.`);
   md.push('Daemon, redis-server and the bench process (both simulators) share these cores.');
   md.push('');
   md.push(table(figures));

@@ -2,6 +2,7 @@
  * The bench scenarios. Each one starts its own redis-server, simulators and daemon(s), measures, and
  * stops everything before it returns (also when it fails).
  */
+import { cpus } from 'node:os';
 import { generateTenant, type GeneratedTenant, type TenantOptions } from '../sims/code42/index.js';
 import type { Code42SimulatorOptions } from '../sims/code42/index.js';
 import {
@@ -126,7 +127,7 @@ function drainTenant(sessions: number, extra: Partial<TenantOptions> = {}): Gene
 
 /** Daemon metrics worth keeping in the results (no histogram buckets, no Node default series). */
 function keptMetrics(m: Metrics): Record<string, number> {
-  const keep = /^code42_forwarder_(incidents_total|sessions_total|upstream_requests_total|job_failures_total|polls_total|rate_limit_wait|queue_jobs|process_cpu_seconds_total|process_resident_memory_bytes|nodejs_heap_size_used_bytes|forward_duration_seconds_(sum|count)|poll_duration_seconds_(sum|count)|upstream_request_duration_seconds_(sum|count))/;
+  const keep = /^code42_forwarder_(incidents_total|sessions_total|upstream_requests_total|job_failures_total|polls_total|rate_limit_wait|queue_jobs|process_cpu_seconds_total|process_resident_memory_bytes|nodejs_heap_size_(used|total)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_(used|total)_bytes|nodejs_eventloop_lag_(p50|p99|max)_seconds|forward_duration_seconds_(sum|count)|poll_duration_seconds_(sum|count)|upstream_request_duration_seconds_(sum|count))/;
   const out: Record<string, number> = {};
   for (const [k, v] of m) if (keep.test(k)) out[k] = v;
   return out;
@@ -158,6 +159,17 @@ function incidentStats(sims: Sims): IncidentStats {
     if (t < first) first = t;
   }
   return { stored: all.length, distinct: ids.size, duplicates: all.length - ids.size, lastCreatedAt: last, firstCreatedAt: first };
+}
+
+/** Calls per Redis command since the server started (`INFO commandstats`), busiest first. */
+async function commandStats(redis: BenchRedis): Promise<Record<string, number>> {
+  const text = await redis.client.info('commandstats').catch(() => '');
+  const out: Array<[string, number]> = [];
+  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
+    if (m[1] === 'info') continue;
+    out.push([m[1] as string, Number(m[2])]);
+  }
+  return Object.fromEntries(out.sort((a, b) => b[1] - a[1]));
 }
 
 function firstCode42Request(sims: Sims): number {
@@ -264,6 +276,7 @@ export async function drainRun(o: DrainRunOptions): Promise<Record<string, unkno
     rig.sampler.sampleAll();
     const endAt = Date.now();
     const metrics = await Promise.all(daemons.map((d) => d.metrics().catch(() => new Map() as Metrics)));
+    const redisCommands = await commandStats(redis);
     const inc = incidentStats(sims);
     const start = firstCode42Request(sims);
     const end = timedOut ? endAt : inc.lastCreatedAt;
@@ -299,6 +312,8 @@ export async function drainRun(o: DrainRunOptions): Promise<Record<string, unkno
       processes,
       code42: sims.code42.stats(),
       xsoar: sims.xsoar.stats(),
+      redisCommands,
+      redisCommandsPerSession: round(Object.values(redisCommands).reduce((a, b) => a + b, 0) / Math.max(1, inc.distinct), 2),
       daemonMetrics: metrics.map(keptMetrics),
     };
     await rig.close();
@@ -504,6 +519,7 @@ export async function scenario3(opts: BenchOptions, log: (l: string) => void): P
     const addedAt = new Map<string, number>();
     const started = Date.now();
     let added = 0;
+    let lastLogged = 0;
     while (added < total) {
       checkAlive([daemon]);
       if (wasInterrupted()) throw new Error('interrupted');
@@ -515,7 +531,8 @@ export async function scenario3(opts: BenchOptions, log: (l: string) => void): P
         addedAt.set(s.sessionId, Date.now());
         added += 1;
       }
-      if (added > 0 && added % 200 === 0) log(`  ${added}/${total} added, ${sims.xsoar.stats().stored} incidents`);
+      if (Math.floor(added / 200) > Math.floor(lastLogged / 200)) log(`  ${added}/${total} added, ${sims.xsoar.stats().stored} incidents`);
+      lastLogged = added;
       await sleep(20);
     }
     const addingMs = Date.now() - started;
@@ -746,7 +763,7 @@ export async function scenario5(opts: BenchOptions, log: (l: string) => void, on
         name: 'busiest process (cores used)',
         value: busiest ? `${busiest[0]} ${busiest[1].coresDrain}` : 'n/a',
         unit: '',
-        note: `${ranked.map(([k, v]) => `${k} ${v.coresDrain}`).join(', ')}; all daemons ${round(daemonsCores, 2)} cores`,
+        note: `${ranked.map(([k, v]) => `${k} ${v.coresDrain}`).join(', ')}; all daemons ${round(daemonsCores, 2)} cores; all processes ${round(ranked.reduce((a, [, v]) => a + v.coresDrain, 0), 2)} of ${cpus().length} cores`,
       }),
     );
   }

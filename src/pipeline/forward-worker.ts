@@ -136,13 +136,12 @@ export class ForwardWorker {
     const { ledger, xsoar, mapping } = this.opts;
     const { sessionId, session } = data;
 
-    const known = await ledger.incidentFor(sessionId);
+    const { incidentId: known, inFlightSince } = await ledger.lookup(sessionId);
     if (known) {
       log.info({ incidentId: known }, 'session already forwarded (ledger); nothing to do');
       return { incidentId: known, via: 'ledger' };
     }
 
-    const inFlightSince = await ledger.inFlightSince(sessionId);
     if (inFlightSince !== null) {
       const settle = this.opts.searchSettleMs ?? 2_000;
       const wait = inFlightSince + settle - this.clock();

@@ -21,6 +21,15 @@ export class Ledger {
     return this.redis.hget(this.keys.ledger, sessionId);
   }
 
+  /** The incident already made for the session and the start of an unfinished create, in one round trip. */
+  async lookup(sessionId: string): Promise<{ incidentId: string | null; inFlightSince: number | null }> {
+    const replies = (await this.redis.pipeline().hget(this.keys.ledger, sessionId).hget(this.inflightKey, sessionId).exec()) ?? [];
+    for (const [err] of replies) if (err) throw err;
+    const incidentId = (replies[0]?.[1] as string | null | undefined) ?? null;
+    const inFlight = (replies[1]?.[1] as string | null | undefined) ?? null;
+    return { incidentId, inFlightSince: inFlight === null ? null : Number(inFlight) };
+  }
+
   /** Records the incident and clears the in-flight mark in one step. */
   async record(sessionId: string, incidentId: string): Promise<void> {
     await this.redis.multi().hset(this.keys.ledger, sessionId, incidentId).hdel(this.inflightKey, sessionId).exec();
@@ -32,12 +41,6 @@ export class Ledger {
 
   async markInFlight(sessionId: string, at: number): Promise<void> {
     await this.redis.hset(this.inflightKey, sessionId, String(at));
-  }
-
-  /** When an earlier create of this session started without a known outcome; null when none did. */
-  async inFlightSince(sessionId: string): Promise<number | null> {
-    const value = await this.redis.hget(this.inflightKey, sessionId);
-    return value === null ? null : Number(value);
   }
 
   /** The create definitely did not happen (refused, rate limited, never connected). */

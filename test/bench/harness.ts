@@ -170,8 +170,18 @@ export interface BenchDaemon {
 /** The daemon's entry point: the project's build, or another build to compare (`BENCH_MAIN`). */
 export const DAEMON_MAIN = process.env.BENCH_MAIN?.trim() || MAIN_JS;
 
-/** Node flags for every daemon (`BENCH_NODE_ARGS`, space-separated), e.g. heap sizing to compare. */
-export const DAEMON_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter((a) => a !== '');
+/**
+ * Node flags for every daemon: by default those of the `start` script (package.json), which the
+ * container image runs too, so the bench measures the daemon as deployed. `BENCH_NODE_ARGS`
+ * (space-separated; empty string for none) overrides them to compare.
+ */
+export const DAEMON_NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? startScriptNodeFlags()).split(/\s+/).filter((a) => a !== '');
+
+function startScriptNodeFlags(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { scripts?: Record<string, string> };
+  const words = (pkg.scripts?.start ?? '').split(/\s+/);
+  return words.slice(1, words.indexOf('dist/main.js')).join(' ');
+}
 
 let workDir: string | undefined;
 

@@ -236,7 +236,11 @@ describe('container image (docker/Dockerfile)', () => {
     assert.ok(cmd, 'the runtime stage should have a CMD');
     const argv = execForm(cmd.args);
     assert.ok(argv, `CMD should be in exec form, got ${cmd.args}`);
-    assert.deepEqual(argv, ['node', 'dist/main.js', 'run']);
+    // The same command as `npm start`, node flags included.
+    const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start ?? '';
+    assert.deepEqual(argv, start.split(/\s+/));
+    assert.equal(argv[0], 'node');
+    assert.deepEqual(argv.slice(-2), ['dist/main.js', 'run']);
     assert.equal(last(stage('runtime'), 'ENTRYPOINT'), undefined, 'no ENTRYPOINT (it would wrap the CMD)');
     assert.ok(stage('runtime').instructions.some((i) => i.keyword === 'EXPOSE' && /\b8080\b/.test(i.args)));
   });

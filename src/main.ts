@@ -3,7 +3,7 @@
  * code42-xsoar-forwarder: composition root. Picks the command, parses its arguments and hands over to
  * the command's module. Exit codes: 0 success, 1 failure, 2 bad arguments or bad configuration.
  */
-import { COMMANDS, runCli } from './cli/index.js';
+import { runCli } from './cli/index.js';
 
 runCli(process.argv.slice(2), {
   out: (text) => process.stdout.write(text),
@@ -21,4 +21,3 @@ runCli(process.argv.slice(2), {
   },
 );
 
-export { COMMANDS };

@@ -67,6 +67,8 @@ export interface ForwardWorkerOptions {
 export class ForwardWorker {
   private worker: Worker | undefined;
   private readonly clock: () => number;
+  /** When the last auth-failure line was written (one line per pause, not one per job). */
+  private lastAuthLog: number | undefined;
 
   constructor(private readonly opts: ForwardWorkerOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -222,8 +224,6 @@ export class ForwardWorker {
     events?.onFailed?.(err instanceof XsoarUnavailableError ? 'transient' : 'unknown', final);
     return err instanceof Error ? err : new Error(String(err));
   }
-
-  private lastAuthLog: number | undefined;
 
   /** Pauses the whole queue (not just this job) and tells BullMQ to put the job back without an attempt. */
   private async pauseQueue(queue: Queue, ms: number): Promise<RateLimitError> {

@@ -20,7 +20,7 @@ import { waitFor } from '../helpers/wait.js';
 import { makeFileEvent, type FileEventV2 } from '../sims/code42/tenant-generator.js';
 import { mulberry32 } from '../sims/http-kit.js';
 import { ForwardProxy, TcpCounter } from './connect-proxy.js';
-import { FaultRun, pause, scaled } from './harness.js';
+import { FaultRun, pause, scaled, type FaultReport } from './harness.js';
 import { selfSignedCertificate, type TestCertificate } from './tls.js';
 
 const MIN = 60_000;
@@ -147,6 +147,19 @@ describe('security faults', () => {
     return c;
   };
   const portOf = (url: string): number => Number(new URL(url).port);
+  /** The other half of a TLS check: with the CA file given, every session arrives once and no TLS error is logged. */
+  const allArriveWithCa = async (name: string, opts: Omit<Parameters<typeof FaultRun.start>[0], 'name'>, sessions: number, env: Record<string, string>): Promise<FaultReport> => {
+    const good = await start({ name, ...opts });
+    good.addSessions(sessions);
+    await good.startDaemon(0, env);
+    await good.waitComplete(30_000);
+    const report = await good.report();
+    assert.equal(report.got, report.expected, FaultRun.summary(name, report));
+    assert.equal(report.duplicates, 0);
+    assert.equal(report.failed.length, 0);
+    assert.equal(logLines(good.allOutput()).filter((l) => l.raw.includes(TLS_PHRASE)).length, 0);
+    return report;
+  };
 
   before(() => {
     cert = selfSignedCertificate();
@@ -277,15 +290,7 @@ describe('security faults', () => {
     assert.equal(readyBody.checks.xsoarAuth?.ok, false);
     assert.match(readyBody.checks.xsoarAuth?.detail ?? '', /XSOAR_CA_FILE/);
 
-    const good = await start({ name: 'tls-xsoar-ca', xsoar: { tls } });
-    good.addSessions(sessions);
-    await good.startDaemon(0, { XSOAR_CA_FILE: cert.certPath });
-    await good.waitComplete(30_000);
-    const report = await good.report();
-    assert.equal(report.got, report.expected, FaultRun.summary('tls-xsoar-ca', report));
-    assert.equal(report.duplicates, 0);
-    assert.equal(report.failed.length, 0);
-    assert.equal(logLines(good.allOutput()).filter((l) => l.raw.includes(TLS_PHRASE)).length, 0);
+    const report = await allArriveWithCa('tls-xsoar-ca', { xsoar: { tls } }, sessions, { XSOAR_CA_FILE: cert.certPath });
     t.diagnostic(
       `SECURITY tls-xsoar: without CA ${tlsLines.length} error line over ${observedMs} ms, ${conns.connections} handshakes for ${queued} queued sessions (queue paused), 0 requests, 0 incidents, readyz ${ready.status}; with XSOAR_CA_FILE ${report.got}/${report.expected} incidents, duplicates ${report.duplicates}`,
     );
@@ -322,15 +327,7 @@ describe('security faults', () => {
     assert.equal(readyBody.checks.code42Auth?.ok, false, ready.text);
     assert.match(readyBody.checks.code42Auth?.detail ?? '', /CODE42_CA_FILE/);
 
-    const good = await start({ name: 'tls-code42-ca', code42: { tls } });
-    good.addSessions(sessions);
-    await good.startDaemon(0, { CODE42_CA_FILE: cert.certPath });
-    await good.waitComplete(30_000);
-    const report = await good.report();
-    assert.equal(report.got, report.expected, FaultRun.summary('tls-code42-ca', report));
-    assert.equal(report.duplicates, 0);
-    assert.equal(report.failed.length, 0);
-    assert.equal(logLines(good.allOutput()).filter((l) => l.raw.includes(TLS_PHRASE)).length, 0);
+    const report = await allArriveWithCa('tls-code42-ca', { code42: { tls } }, sessions, { CODE42_CA_FILE: cert.certPath });
     t.diagnostic(
       `SECURITY tls-code42: without CA ${tlsLines.length} error line over ${observedMs} ms, ${conns.connections} handshakes (one per poll), 0 requests, readyz ${ready.status} (failing: ${failing.map(([name]) => name).join(',')}); with CODE42_CA_FILE ${report.got}/${report.expected} incidents, duplicates ${report.duplicates}`,
     );

@@ -1,7 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Code42AuthError } from './code42/errors.js';
-import type { IncydrClient } from './code42/incydr-client.js';
 import { RequestBudget } from './code42/request-budget.js';
 import { describeConfig, type Config } from './config/load-config.js';
 import type { Logger } from './infra/logger.js';
@@ -17,7 +16,6 @@ import { Poller, type PollerEvents } from './pipeline/poller.js';
 import { createForwardQueue } from './pipeline/queues.js';
 import { SessionEnricher } from './pipeline/session-enricher.js';
 import { UpstreamStatus } from './pipeline/upstream-status.js';
-import type { XsoarClient } from './xsoar/xsoar-client.js';
 import { createIncydrClient, createXsoarClient } from './upstreams.js';
 
 export interface DaemonOptions {
@@ -56,17 +54,10 @@ export class Daemon {
   private worker: ForwardWorker | undefined;
   private readinessProbe: Readiness | undefined;
   private stopping = false;
-  client: IncydrClient | undefined;
-  xsoar: XsoarClient | undefined;
-  poller: Poller | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.keys = stateKeys(opts.config.redis.prefix);
     this.metrics = opts.metrics ?? new ForwarderMetrics({}, { defaultMetrics: false });
-  }
-
-  get shuttingDown(): boolean {
-    return this.stopping;
   }
 
   private connect(name: string, role: 'worker' | 'command' = 'worker'): Redis {
@@ -116,13 +107,13 @@ export class Daemon {
       perMinute: config.code42.rateLimit,
       onWait: (ms) => metrics.rateLimitWait('code42', ms),
     });
-    this.client = createIncydrClient(config, {
+    const client = createIncydrClient(config, {
       budget,
       observer: metrics.observer,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
     if (config.xsoar.tlsInsecure) logger.warn('XSOAR_TLS_INSECURE is on: the XSOAR certificate is not verified');
-    this.xsoar = createXsoarClient(config, { observer: metrics.observer });
+    const xsoar = createXsoarClient(config, { observer: metrics.observer });
 
     // Blocks until Redis answers: a daemon started before Redis waits instead of crash-looping.
     await this.warnOnEvictionPolicy(state);
@@ -145,8 +136,8 @@ export class Daemon {
         if (error instanceof Code42AuthError) status.markAuthFailure('code42', error.message);
       },
     };
-    this.poller = new Poller({
-      client: this.client,
+    const poller = new Poller({
+      client,
       redis: state,
       queue,
       keys: this.keys,
@@ -165,8 +156,8 @@ export class Daemon {
       concurrency: config.worker.concurrency,
       queue,
       ledger: new Ledger(state, this.keys),
-      enricher: new SessionEnricher({ client: this.client, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl }),
-      xsoar: this.xsoar,
+      enricher: new SessionEnricher({ client, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl }),
+      xsoar,
       mapping: {
         incidentType: config.xsoar.incidentType,
         consoleUrl: config.code42.consoleUrl,
@@ -189,7 +180,7 @@ export class Daemon {
       connection: this.connect('c42x-poll'),
       prefix: config.redis.prefix,
       intervalMs: config.poll.interval,
-      poller: this.poller,
+      poller,
       lockDurationMs: config.worker.lockDuration,
       logger: logger.child({ component: 'scheduler' }),
     });

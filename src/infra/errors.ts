@@ -11,9 +11,3 @@ export class ForwarderError extends Error {
     this.code = code;
   }
 }
-
-/** Turns anything thrown into an Error, so callers can read `.message` safely. */
-export function toError(value: unknown): Error {
-  if (value instanceof Error) return value;
-  return new Error(typeof value === 'string' ? value : JSON.stringify(value));
-}

@@ -95,10 +95,6 @@ export class ForwardWorker {
     });
   }
 
-  get running(): boolean {
-    return this.worker?.isRunning() ?? false;
-  }
-
   /** Stops taking jobs and waits for the running ones (bounded by the caller). */
   async close(force = false): Promise<void> {
     await this.worker?.close(force);

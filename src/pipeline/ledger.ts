@@ -47,8 +47,4 @@ export class Ledger {
   async clearInFlight(sessionId: string): Promise<void> {
     await this.redis.hdel(this.inflightKey, sessionId);
   }
-
-  async size(): Promise<number> {
-    return this.redis.hlen(this.keys.ledger);
-  }
 }

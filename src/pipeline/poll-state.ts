@@ -53,10 +53,6 @@ export class PollState {
     return this.redis.zremrangebyscore(this.keys.seen, '-inf', `(${Math.floor(cutoff)}`);
   }
 
-  async seenCount(): Promise<number> {
-    return this.redis.zcard(this.keys.seen);
-  }
-
   async recordPoll(outcome: { ok: boolean; at: number; error?: string; enqueued?: number }): Promise<void> {
     const fields: Record<string, string> = { at: String(outcome.at), ok: outcome.ok ? '1' : '0' };
     if (outcome.ok) fields.lastSuccessAt = String(outcome.at);

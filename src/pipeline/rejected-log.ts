@@ -63,10 +63,6 @@ export class RejectedLog {
     });
   }
 
-  async count(): Promise<number> {
-    return this.redis.xlen(this.keys.rejected);
-  }
-
   /** Forgets dedup entries older than `cutoff` (the records themselves stay, capped by length). */
   async pruneIds(cutoff: number): Promise<void> {
     await this.redis.zremrangebyscore(this.keys.rejectedIds, '-inf', `(${Math.floor(cutoff)}`);

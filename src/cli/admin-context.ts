@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/load-config.js';
 import { closeRedis, createRedis } from '../infra/redis.js';
+import { withTimeout } from '../infra/timeout.js';
 import { stateKeys, type StateKeys } from '../pipeline/keys.js';
 import { Ledger } from '../pipeline/ledger.js';
 import { createForwardQueue } from '../pipeline/queues.js';
@@ -22,10 +23,7 @@ export async function openAdminContext(config: Config): Promise<AdminContext> {
   const queueConnection = createRedis({ url: config.redis.url, name: 'c42x-cli-queue', role: 'command' });
   for (const r of [redis, queueConnection]) r.on('error', () => undefined);
   try {
-    await Promise.race([
-      redis.ping(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('Redis does not answer within 10 s')), 10_000).unref()),
-    ]);
+    await withTimeout(redis.ping(), 10_000, 'Redis does not answer within 10 s');
   } catch (err) {
     redis.disconnect();
     queueConnection.disconnect();

@@ -2,16 +2,14 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/load-config.js';
 import { severityNumber } from '../code42/vocabulary.js';
 import { closeRedis, createRedis, maskRedisUrl } from '../infra/redis.js';
+import { withTimeout } from '../infra/timeout.js';
 import { createIncydrClient, createXsoarClient } from '../upstreams.js';
 import type { CliIo } from './command.js';
 
 const CHECK_TIMEOUT_MS = 15_000;
 
 function timeout<T>(p: Promise<T>, what: string): Promise<T> {
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => setTimeout(() => reject(new Error(`${what}: no answer within ${CHECK_TIMEOUT_MS / 1000} s`)), CHECK_TIMEOUT_MS).unref()),
-  ]);
+  return withTimeout(p, CHECK_TIMEOUT_MS, `${what}: no answer within ${CHECK_TIMEOUT_MS / 1000} s`);
 }
 
 function oneLine(text: string): string {

@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { withTimeout } from './timeout.js';
 
 export interface RedisConnectionOptions {
   url: string;
@@ -34,7 +35,7 @@ export function createRedis(opts: RedisConnectionOptions): Redis {
 export async function closeRedis(redis: Redis): Promise<void> {
   if (redis.status === 'end') return;
   try {
-    await Promise.race([redis.quit(), new Promise((_, reject) => setTimeout(() => reject(new Error('quit timeout')), 1_000))]);
+    await withTimeout(redis.quit(), 1_000, 'quit timeout');
   } catch {
     redis.disconnect();
   }

@@ -13,7 +13,7 @@ import { Ledger } from './pipeline/ledger.js';
 import { PollScheduler } from './pipeline/poll-scheduler.js';
 import { PollState } from './pipeline/poll-state.js';
 import { Poller, type PollerEvents } from './pipeline/poller.js';
-import { createForwardQueue } from './pipeline/queues.js';
+import { createForwardQueue, forwardJobPolicy } from './pipeline/queues.js';
 import { SessionEnricher } from './pipeline/session-enricher.js';
 import { UpstreamStatus } from './pipeline/upstream-status.js';
 import { createIncydrClient, createXsoarClient } from './upstreams.js';
@@ -118,11 +118,7 @@ export class Daemon {
     // Blocks until Redis answers: a daemon started before Redis waits instead of crash-looping.
     await this.warnOnEvictionPolicy(state);
 
-    this.forwardQueue = createForwardQueue(queueConnection, config.redis.prefix, {
-      attempts: config.worker.attempts,
-      backoffMs: config.worker.backoff,
-      keepCompletedMs: config.worker.keepCompleted,
-    });
+    this.forwardQueue = createForwardQueue(queueConnection, config.redis.prefix, forwardJobPolicy(config));
     this.forwardQueue.on('error', (err) => logger.debug({ err }, 'forward queue error'));
     const queue = this.forwardQueue;
     this.metricsSources(queue, pollState);

@@ -5,7 +5,7 @@ import { closeRedis, createRedis } from '../infra/redis.js';
 import { withTimeout } from '../infra/timeout.js';
 import { stateKeys, type StateKeys } from '../pipeline/keys.js';
 import { Ledger } from '../pipeline/ledger.js';
-import { createForwardQueue } from '../pipeline/queues.js';
+import { createForwardQueue, forwardJobPolicy } from '../pipeline/queues.js';
 import { RejectedLog } from '../pipeline/rejected-log.js';
 
 /** What the operator commands work on: the deployment's forward queue, ledger and rejected-input log. */
@@ -30,11 +30,7 @@ export async function openAdminContext(config: Config): Promise<AdminContext> {
     throw err;
   }
   const keys = stateKeys(config.redis.prefix);
-  const queue = createForwardQueue(queueConnection, config.redis.prefix, {
-    attempts: config.worker.attempts,
-    backoffMs: config.worker.backoff,
-    keepCompletedMs: config.worker.keepCompleted,
-  });
+  const queue = createForwardQueue(queueConnection, config.redis.prefix, forwardJobPolicy(config));
   queue.on('error', () => undefined);
   return {
     redis,

@@ -9,8 +9,9 @@ export class Code42AuthError extends ForwarderError {
 
 /** Code42's certificate is not trusted (private CA or TLS-inspecting proxy without CODE42_CA_FILE). Handled like bad credentials. */
 export class Code42TlsError extends Code42AuthError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, { ...options, code: 'CODE42_TLS' });
+  /** `certificateError` is Node's code, e.g. DEPTH_ZERO_SELF_SIGNED_CERT. */
+  constructor(certificateError: string, options?: { cause?: unknown }) {
+    super(`Code42's TLS certificate is not trusted (${certificateError}): give its CA with CODE42_CA_FILE`, { ...options, code: 'CODE42_TLS' });
   }
 }
 

@@ -1,5 +1,5 @@
 import { HTTPError, RequestError, type Got, type Hooks, type Options } from 'got';
-import { ResponseTooLargeError, TLS_ERROR_CODES, createHttpClient, withBodyLimit, type HttpClientOptions } from '../infra/http.js';
+import { ResponseTooLargeError, createHttpClient, tlsErrorCode, withBodyLimit, type HttpClientOptions } from '../infra/http.js';
 import { ForwarderError } from '../infra/errors.js';
 import type { RequestObserver } from '../infra/request-observer.js';
 import { findForbiddenKey, parseUntrustedJson } from '../infra/safe-json.js';
@@ -201,9 +201,8 @@ export class IncydrClient {
         throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed with HTTP ${status}${kind}${describeBody(body)}`, status, { cause: err, foreignBody });
       }
       if (err instanceof Code42AuthError || err instanceof Code42RequestError || err instanceof Code42ResponseError) throw err;
-      if (err instanceof RequestError && TLS_ERROR_CODES.has(err.code)) {
-        throw new Code42TlsError(`Code42's TLS certificate is not trusted (${err.code}): give its CA with CODE42_CA_FILE`, { cause: err });
-      }
+      const certificateError = tlsErrorCode(err);
+      if (certificateError) throw new Code42TlsError(certificateError, { cause: err });
       const code = err instanceof RequestError ? ` (${err.code})` : '';
       throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed: ${(err as Error).message}${code}`, undefined, { cause: err });
     }

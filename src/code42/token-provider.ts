@@ -1,6 +1,6 @@
 import type { Got } from 'got';
-import { HTTPError, RequestError } from 'got';
-import { TLS_ERROR_CODES } from '../infra/http.js';
+import { HTTPError } from 'got';
+import { tlsErrorCode } from '../infra/http.js';
 import { parseUntrustedJson } from '../infra/safe-json.js';
 import { Code42AuthError, Code42RequestError, Code42ResponseError, Code42TlsError } from './errors.js';
 import { TokenResponseSchema, parseOrThrow } from './schemas.js';
@@ -67,9 +67,8 @@ export class TokenProvider {
           `Code42 refused the API client credentials (HTTP ${err.response.statusCode} from /v1/oauth): check CODE42_CLIENT_ID and CODE42_CLIENT_SECRET`,
         );
       }
-      if (err instanceof RequestError && TLS_ERROR_CODES.has(err.code)) {
-        throw new Code42TlsError(`Code42's TLS certificate is not trusted (${err.code}): give its CA with CODE42_CA_FILE`, { cause: err });
-      }
+      const certificateError = tlsErrorCode(err);
+      if (certificateError) throw new Code42TlsError(certificateError, { cause: err });
       const status = err instanceof HTTPError ? err.response.statusCode : undefined;
       throw new Code42RequestError('oauth', `Code42 token request failed: ${(err as Error).message}`, status, { cause: err });
     }

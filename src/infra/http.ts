@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { got, type CancelableRequest, type Got, type ExtendOptions } from 'got';
+import { got, RequestError, type CancelableRequest, type Got, type ExtendOptions } from 'got';
 import { HttpProxyAgent, HttpsProxyAgent } from 'hpagent';
 
 export interface HttpClientOptions {
@@ -17,7 +17,7 @@ export interface HttpClientOptions {
 }
 
 /** Certificate errors: a configuration problem (missing CA), never fixed by retrying. */
-export const TLS_ERROR_CODES = new Set([
+const TLS_ERROR_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
   'SELF_SIGNED_CERT_IN_CHAIN',
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
@@ -27,6 +27,11 @@ export const TLS_ERROR_CODES = new Set([
   'CERT_UNTRUSTED',
   'ERR_TLS_CERT_ALTNAME_INVALID',
 ]);
+
+/** The certificate error code when `err` is got's report of an untrusted certificate. */
+export function tlsErrorCode(err: unknown): string | undefined {
+  return err instanceof RequestError && TLS_ERROR_CODES.has(err.code) ? err.code : undefined;
+}
 
 /** True when `host` is matched by a NO_PROXY list (`*`, exact names, `.suffix` or `suffix` domain matches, optional :port). */
 export function bypassesProxy(url: URL, noProxy: string | null | undefined): boolean {

@@ -1,5 +1,6 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Config } from '../config/load-config.js';
 import { FORWARD_QUEUE, POLL_QUEUE } from './keys.js';
 
 export interface ForwardJobPolicy {
@@ -21,6 +22,11 @@ export function forwardJobOptions(policy: ForwardJobPolicy): JobsOptions {
     removeOnComplete: { age: Math.max(1, Math.floor(policy.keepCompletedMs / 1000)), count: 100_000 },
     removeOnFail: false,
   };
+}
+
+/** The job policy the configuration asks for (WORKER_ATTEMPTS, WORKER_BACKOFF, KEEP_COMPLETED). */
+export function forwardJobPolicy(config: Pick<Config, 'worker'>): ForwardJobPolicy {
+  return { attempts: config.worker.attempts, backoffMs: config.worker.backoff, keepCompletedMs: config.worker.keepCompleted };
 }
 
 export function createForwardQueue(connection: Redis, prefix: string, policy: ForwardJobPolicy): Queue {

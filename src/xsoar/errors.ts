@@ -9,8 +9,9 @@ export class XsoarAuthError extends ForwarderError {
 
 /** XSOAR's certificate is not trusted (self-signed on-prem default without XSOAR_CA_FILE). Handled like a refused key. */
 export class XsoarTlsError extends XsoarAuthError {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, { ...options, code: 'XSOAR_TLS' });
+  /** `certificateError` is Node's code, e.g. DEPTH_ZERO_SELF_SIGNED_CERT. */
+  constructor(certificateError: string, options?: { cause?: unknown }) {
+    super(`XSOAR's TLS certificate is not trusted (${certificateError}): give its CA with XSOAR_CA_FILE`, { ...options, code: 'XSOAR_TLS' });
   }
 }
 

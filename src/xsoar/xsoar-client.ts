@@ -1,5 +1,5 @@
 import { HTTPError, RequestError, type Got, type Options } from 'got';
-import { ResponseTooLargeError, TLS_ERROR_CODES, createHttpClient, withBodyLimit, type HttpClientOptions } from '../infra/http.js';
+import { ResponseTooLargeError, createHttpClient, tlsErrorCode, withBodyLimit, type HttpClientOptions } from '../infra/http.js';
 import type { RequestObserver } from '../infra/request-observer.js';
 import { parseUntrustedJson } from '../infra/safe-json.js';
 import { authHeaders, type XsoarCredentials } from './auth.js';
@@ -214,9 +214,8 @@ function translateError(err: unknown, endpoint: string, ambiguousOnFailure: bool
   }
   if (err instanceof RequestError) {
     const code = err.code;
-    if (TLS_ERROR_CODES.has(code)) {
-      return new XsoarTlsError(`XSOAR's TLS certificate is not trusted (${code}): give its CA with XSOAR_CA_FILE`, { cause: err });
-    }
+    const certificateError = tlsErrorCode(err);
+    if (certificateError) return new XsoarTlsError(certificateError, { cause: err });
     const ambiguous = ambiguousOnFailure && !NOT_SENT_CODES.has(code);
     return new XsoarUnavailableError(`XSOAR ${endpoint} failed: ${err.message} (${code})`, ambiguous, undefined, { cause: err });
   }

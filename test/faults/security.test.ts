@@ -147,6 +147,23 @@ describe('security faults', () => {
     return c;
   };
   const portOf = (url: string): number => Number(new URL(url).port);
+  /**
+   * The first half of a TLS check: the daemon against an untrusted endpoint, watched for 2 s (several
+   * poll intervals, and for XSOAR a paused queue). The failure must stay one error line.
+   */
+  const observeUntrusted = async (run: FaultRun, env: Record<string, string>): Promise<{ ready: { status: number; text: string }; tlsLines: LogLine[]; observedMs: number }> => {
+    const startedAt = Date.now();
+    await run.startDaemon(0, env);
+    await waitFor(() => logLines(run.allOutput()).some((l) => l.raw.includes(TLS_PHRASE)), { timeoutMs: 15_000, what: 'the TLS error line' });
+    await pause(2_000);
+    const ready = await getText(`http://127.0.0.1:${run.port(0)}/readyz`);
+    await run.stopDaemon(0);
+    const observedMs = Date.now() - startedAt;
+    const tlsLines = logLines(run.allOutput()).filter((l) => l.raw.includes(TLS_PHRASE));
+    assert.equal(tlsLines.length, 1, tlsLines.map((l) => l.raw).join('\n'));
+    assert.equal(tlsLines[0]?.level, 'error');
+    return { ready, tlsLines, observedMs };
+  };
   /** The other half of a TLS check: with the CA file given, every session arrives once and no TLS error is logged. */
   const allArriveWithCa = async (name: string, opts: Omit<Parameters<typeof FaultRun.start>[0], 'name'>, sessions: number, env: Record<string, string>): Promise<FaultReport> => {
     const good = await start({ name, ...opts });
@@ -269,16 +286,7 @@ describe('security faults', () => {
     const bad = await start({ name: 'tls-xsoar', xsoar: { tls } });
     bad.addSessions(scaled(25));
     const conns = await counter(portOf(bad.xsoar.url));
-    const startedAt = Date.now();
-    await bad.startDaemon(0, { XSOAR_URL: `https://127.0.0.1:${conns.port}` });
-    await waitFor(() => logLines(bad.allOutput()).some((l) => l.raw.includes(TLS_PHRASE)), { timeoutMs: 15_000, what: 'the TLS error line' });
-    await pause(2_000);
-    const ready = await getText(`http://127.0.0.1:${bad.port(0)}/readyz`);
-    await bad.stopDaemon(0);
-    const observedMs = Date.now() - startedAt;
-    const tlsLines = logLines(bad.allOutput()).filter((l) => l.raw.includes(TLS_PHRASE));
-    assert.equal(tlsLines.length, 1, tlsLines.map((l) => l.raw).join('\n'));
-    assert.equal(tlsLines[0]?.level, 'error');
+    const { ready, tlsLines, observedMs } = await observeUntrusted(bad, { XSOAR_URL: `https://127.0.0.1:${conns.port}` });
     assert.match(tlsLines[0]?.msg ?? '', /^XSOAR's TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\): give its CA with XSOAR_CA_FILE$/);
     assert.equal(bad.xsoar.incidents().length, 0);
     assert.equal(bad.xsoar.requests.length, 0, 'no request got past the handshake');
@@ -302,17 +310,8 @@ describe('security faults', () => {
     const bad = await start({ name: 'tls-code42', code42: { tls } });
     bad.addSessions(sessions);
     const conns = await counter(portOf(bad.code42.url));
-    const startedAt = Date.now();
-    await bad.startDaemon(0, { CODE42_API_URL: `https://127.0.0.1:${conns.port}` });
-    await waitFor(() => logLines(bad.allOutput()).some((l) => l.raw.includes(TLS_PHRASE)), { timeoutMs: 15_000, what: 'the TLS error line' });
-    // Several poll intervals (300 ms each): every poll fails the same way, logged once.
-    await pause(2_000);
-    const ready = await getText(`http://127.0.0.1:${bad.port(0)}/readyz`);
-    await bad.stopDaemon(0);
-    const observedMs = Date.now() - startedAt;
-    const tlsLines = logLines(bad.allOutput()).filter((l) => l.raw.includes(TLS_PHRASE));
-    assert.equal(tlsLines.length, 1, tlsLines.map((l) => l.raw).join('\n'));
-    assert.equal(tlsLines[0]?.level, 'error');
+    // Every poll fails the same way (300 ms apart), logged once.
+    const { ready, tlsLines, observedMs } = await observeUntrusted(bad, { CODE42_API_URL: `https://127.0.0.1:${conns.port}` });
     assert.match(tlsLines[0]?.raw ?? '', /Code42's TLS certificate is not trusted \(DEPTH_ZERO_SELF_SIGNED_CERT\): give its CA with CODE42_CA_FILE/);
     assert.equal(bad.xsoar.incidents().length, 0);
     assert.equal(bad.code42.stats().total, 0, 'no request got past the handshake');

@@ -1,4 +1,5 @@
 export { XsoarSimulator, normalizeRfc3339 } from './xsoar-simulator.js';
+export { CreateHold } from './create-hold.js';
 export type {
   CreateIncidentBody,
   StoredIncident,

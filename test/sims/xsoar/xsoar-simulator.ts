@@ -10,6 +10,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SimServer, mulberry32, sendJson, sendText } from '../http-kit.js';
 import { DEFAULT_UNSEARCHABLE_FIELDS, QuerySyntaxError, matchesQuery, parseQuery } from './query.js';
+import { CreateHold } from './create-hold.js';
 import type { QueryNode, SearchableIncident } from './query.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -262,6 +263,7 @@ export class XsoarSimulator {
   private rejections = { remaining: 0, detail: '' };
   private readonly nonces = new Map<string, number>();
   private readonly timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  private readonly createHold = new CreateHold();
 
   constructor(opts: XsoarSimulatorOptions) {
     this.opts = { ...opts };
@@ -294,6 +296,7 @@ export class XsoarSimulator {
 
   async close(): Promise<void> {
     this.cancelTimers();
+    this.createHold.release();
     const server = this.server;
     this.server = undefined;
     if (server) await server.close();
@@ -321,6 +324,15 @@ export class XsoarSimulator {
   /** The next `count` (well-formed) creates answer 400 with this detail. */
   rejectNext(count: number, detail: string): void {
     this.rejections = { remaining: Math.max(0, Math.floor(count)), detail };
+  }
+
+  /**
+   * Stores the next `count` creates, then holds their answers until `release()` on the returned handle
+   * (or until the client goes away): the window where XSOAR has the incident and the client does not know.
+   */
+  holdCreates(count: number): CreateHold {
+    this.createHold.arm(count);
+    return this.createHold;
   }
 
   /** Stored incidents, in creation order (copies). */
@@ -356,6 +368,7 @@ export class XsoarSimulator {
     this.rejections = { remaining: 0, detail: '' };
     this.random = mulberry32(this.opts.seed ?? 7);
     this.cancelTimers();
+    this.createHold.release();
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -577,6 +590,7 @@ export class XsoarSimulator {
 
     const inc = this.store(valid);
     const wire = this.wire(inc);
+    await this.createHold.hold(inc.dbotMirrorId ?? inc.request.dbotMirrorId ?? '', res);
 
     if (r < afterStoreBand) {
       const mid = errorBand + (afterStoreBand - errorBand) / 2;

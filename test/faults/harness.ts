@@ -14,6 +14,7 @@ import { RedisProcess } from '../helpers/redis-process.js';
 import { uniquePrefix } from '../helpers/redis.js';
 import { CODE42_CLIENT_ID, CODE42_CLIENT_SECRET, XSOAR_API_KEY } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
+import { onCleanup } from '../helpers/cleanup.js';
 import { forwardJobId } from '../../src/pipeline/keys.js';
 
 /** Scales scenario sizes: FAULTS_SCALE=0.5 halves sessions and fault counts (for quick runs). */
@@ -58,6 +59,8 @@ export class FaultRun {
     this.code42 = new Code42Simulator({ clientId: CODE42_CLIENT_ID, clientSecret: CODE42_CLIENT_SECRET, ...opts.code42 });
     this.xsoar = new XsoarSimulator({ apiKey: XSOAR_API_KEY, ...opts.xsoar });
     this.prefix = uniquePrefix(`faults-${opts.name}`);
+    // Before anything starts: a failing test still stops every daemon, simulator and redis-server.
+    onCleanup(() => this.close());
   }
 
   static async start(opts: FaultRunOptions): Promise<FaultRun> {

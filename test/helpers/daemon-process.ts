@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { onCleanup, trackChild } from './cleanup.js';
 
 export const MAIN_JS = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 
@@ -17,6 +18,7 @@ export function runCli(args: string[], env: Record<string, string>, timeoutMs = 
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    trackChild(child);
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -44,6 +46,9 @@ export function startDaemon(env: Record<string, string>, args: string[] = ['run'
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  trackChild(child);
+  // A test that fails before stopping its daemon still ends it (SIGKILL after the file's tests).
+  const unregister = onCleanup(() => stop('SIGKILL'));
   let stdout = '';
   let stderr = '';
   child.stdout?.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -51,12 +56,10 @@ export function startDaemon(env: Record<string, string>, args: string[] = ['run'
   const exited = new Promise<RunResult>((resolve) => {
     child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
-  return {
-    child,
-    output: () => stdout + stderr,
-    async stop(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
+  function stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<RunResult> {
+    unregister();
+    if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+    return exited;
+  }
+  return { child, output: () => stdout + stderr, stop };
 }

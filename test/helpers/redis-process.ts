@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { onCleanup, trackChild } from './cleanup.js';
 
 async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -37,6 +38,9 @@ export class RedisProcess {
   private readonly dir = mkdtempSync(join(tmpdir(), 'c42x-redis-'));
   port = 0;
 
+  /** Registered before anything starts: the server and its temp dir go even when a test fails. */
+  private readonly unregister = onCleanup(() => this.destroy());
+
   /** `password` turns on requirepass; the readiness probe authenticates with it. */
   constructor(private readonly password?: string) {}
 
@@ -56,6 +60,7 @@ export class RedisProcess {
       ],
       { stdio: 'ignore' },
     );
+    trackChild(this.child);
     for (let i = 0; i < 200; i++) {
       if (await answers(this.port, this.password)) return;
       await new Promise((r) => setTimeout(r, 25));
@@ -75,6 +80,7 @@ export class RedisProcess {
   }
 
   async destroy(): Promise<void> {
+    this.unregister();
     await this.stop('SIGKILL');
     rmSync(this.dir, { recursive: true, force: true });
   }

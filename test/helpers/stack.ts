@@ -1,6 +1,7 @@
 import { loadConfig, type Config } from '../../src/config/index.js';
 import { Code42Simulator, type Code42SimulatorOptions } from '../sims/code42/index.js';
 import { XsoarSimulator, type XsoarSimulatorOptions } from '../sims/xsoar/index.js';
+import { onCleanup } from './cleanup.js';
 import { REDIS_URL, deletePrefix, testRedis, uniquePrefix } from './redis.js';
 
 export const CODE42_CLIENT_ID = 'key-sim-client';
@@ -23,8 +24,19 @@ export async function startStack(
 ): Promise<Stack> {
   const code42 = new Code42Simulator({ clientId: CODE42_CLIENT_ID, clientSecret: CODE42_CLIENT_SECRET, ...opts.code42 });
   const xsoar = new XsoarSimulator({ apiKey: XSOAR_API_KEY, ...opts.xsoar });
-  await Promise.all([code42.start(), xsoar.start()]);
   const prefix = uniquePrefix(opts.name ?? 'stack');
+  let closed: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closed ??= (async () => {
+      unregister();
+      await Promise.allSettled([code42.close(), xsoar.close()]);
+      const redis = testRedis();
+      await deletePrefix(redis, prefix);
+      redis.disconnect();
+    })());
+  // Registered before the servers start, so a failing test cannot leave them listening.
+  const unregister = onCleanup(close);
+  await Promise.all([code42.start(), xsoar.start()]);
   const env: Record<string, string> = {
     CODE42_API_URL: code42.url,
     CODE42_CLIENT_ID: CODE42_CLIENT_ID,
@@ -50,11 +62,6 @@ export async function startStack(
     prefix,
     env,
     config: (extra = {}) => loadConfig({ env: { ...env, ...extra } }),
-    async close() {
-      await Promise.all([code42.close(), xsoar.close()]);
-      const redis = testRedis();
-      await deletePrefix(redis, prefix);
-      redis.disconnect();
-    },
+    close,
   };
 }

@@ -217,16 +217,20 @@ describe('forwarding sessions to XSOAR', () => {
     assert.match(daemon.status.authFailure('xsoar')?.message ?? '', /refused the API key/);
   });
 
-  it('pauses instead of failing queued sessions when Code42 stops accepting the API client', async () => {
+  it('pauses instead of failing queued sessions when Code42 stops accepting the API client', async (t) => {
     stack = await startStack({ name: 'c42auth', env: { WORKER_ATTEMPTS: '2' } });
     const now = Date.now();
     stack.code42.loadTenant(generateTenant({ sessions: 10, seed: 33, beginFrom: now - 30 * MIN, beginTo: now, stateWeights: { OPEN: 1 } }));
     // First the sessions are queued while XSOAR is away...
     stack.xsoar.outage(600_000);
     const first = new Daemon({ config: stack.config({ INCLUDE_FILES: 'false' }), logger: silentLogger() });
+    // Handed to the clean-up before it starts: a failure before its stop below must not leave it running.
+    let firstStopped = false;
+    t.after(() => (firstStopped ? undefined : first.stop()));
     await first.start();
     await withForwardQueue(stack.prefix, (queue) => waitFor(async () => (await queue.count()) >= 10, { what: '10 queued sessions' }));
     await first.stop();
+    firstStopped = true;
     // ...then the daemon comes back with credentials Code42 refuses, and XSOAR is back.
     stack.xsoar.outage(0);
     daemon = new Daemon({ config: stack.config({ CODE42_CLIENT_SECRET: 'revoked-secret' }), logger: silentLogger() });

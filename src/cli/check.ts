@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/load-config.js';
+import { describeUnknownEnv, unknownEnvVariables } from '../config/unknown-env.js';
 import { severityNumber } from '../code42/vocabulary.js';
 import { closeRedis, createRedis, maskRedisUrl } from '../infra/redis.js';
 import { withTimeout } from '../infra/timeout.js';
@@ -29,6 +30,8 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
   };
   const flavour = config.xsoar.apiKeyId ? `8.x (${config.xsoar.authType} key)` : '6.x';
   report(true, 'config', `valid; Code42 ${config.code42.apiUrl}, XSOAR ${config.xsoar.url} as ${flavour}, Redis ${maskRedisUrl(config.redis.url)}`);
+  // A misspelt variable would silently leave its setting at the default.
+  for (const v of unknownEnvVariables(io.env)) report(false, 'env', describeUnknownEnv(v));
 
   const code42 = createIncydrClient(config);
   let tokenOk = false;

@@ -1,4 +1,5 @@
 import { formatDuration } from '../config/duration.js';
+import type { EffectiveSetting } from '../config/effective.js';
 import { schemaEntries } from '../config/load-config.js';
 
 /** Keys whose numbers are durations in ms / rates per minute, for printing defaults the way operators write them. */
@@ -49,6 +50,20 @@ export function configMarkdown(): string {
     lines.push(`| ${r.key} | \`${r.env}\` | ${def} | ${notes} |`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** `config --effective`: one line per key with the value in force and its source (secrets masked). */
+export function effectiveText(settings: EffectiveSetting[]): string {
+  const formats = new Map(schemaEntries().map(([key, node]) => [key, node.format]));
+  const rows = settings.map((s) => {
+    const shown = s.value === null || s.value === undefined || s.value === '' ? '(none)' : formatDefault(formats.get(s.key), s.value);
+    return [s.key, s.env, shown, s.source] as const;
+  });
+  const wKey = Math.max(3, ...rows.map((r) => r[0].length));
+  const wEnv = Math.max(3, ...rows.map((r) => r[1].length));
+  const wVal = Math.max(5, ...rows.map((r) => r[2].length));
+  const line = (r: readonly [string, string, string, string]): string => `${r[0].padEnd(wKey)}  ${r[1].padEnd(wEnv)}  ${r[2].padEnd(wVal)}  ${r[3]}`.trimEnd();
+  return `${[line(['KEY', 'ENV', 'VALUE', 'SOURCE']), ...rows.map(line)].join('\n')}\n`;
 }
 
 export function configText(): string {

@@ -1,10 +1,12 @@
 import { ConfigError, loadConfig, type Config } from '../config/load-config.js';
 import { parseCommandArgs, UsageError, type CliIo, type CommandDefinition } from './command.js';
-import { configMarkdown, configText } from './config-command.js';
+import { effectiveConfig } from '../config/effective.js';
+import { configMarkdown, configText, effectiveText } from './config-command.js';
 import { checkCommand } from './check.js';
 import { failedList, failedRetry } from './failed.js';
 import { parseTimeArg, replayCommand } from './replay.js';
 import { runCommand } from './run.js';
+import { packageVersion } from './version.js';
 
 function withConfig(io: CliIo, body: (config: Config) => Promise<number>): Promise<number> {
   let config: Config;
@@ -27,7 +29,7 @@ export const COMMANDS: CommandDefinition[] = [
     usage: 'code42-xsoar-forwarder run',
     options: {},
     allowPositionals: false,
-    run: (_args, io) => withConfig(io, (config) => runCommand(config)),
+    run: (_args, io) => withConfig(io, (config) => runCommand(config, io.env)),
   },
   {
     name: 'check',
@@ -74,11 +76,22 @@ export const COMMANDS: CommandDefinition[] = [
   },
   {
     name: 'config',
-    summary: 'print every configuration key with its env variable, default and doc',
-    usage: 'code42-xsoar-forwarder config [--markdown]',
-    options: { markdown: { type: 'boolean' } },
+    summary: 'print every configuration key with its env variable, default and doc (--effective: the values in force and where each came from)',
+    usage: 'code42-xsoar-forwarder config [--markdown | --effective]',
+    options: { markdown: { type: 'boolean' }, effective: { type: 'boolean' } },
     allowPositionals: false,
     run: async ({ values }, io) => {
+      if (values.markdown && values.effective) throw new UsageError('--markdown and --effective do not go together');
+      if (values.effective) {
+        try {
+          io.out(effectiveText(effectiveConfig(io.env)));
+        } catch (err) {
+          if (!(err instanceof ConfigError)) throw err;
+          for (const problem of err.problems) io.err(`config error: ${problem}\n`);
+          return 2;
+        }
+        return 0;
+      }
       io.out(values.markdown ? configMarkdown() : configText());
       return 0;
     },
@@ -88,13 +101,17 @@ export const COMMANDS: CommandDefinition[] = [
 export function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
-  return `Usage: code42-xsoar-forwarder [command] [options]\n\nCommands:\n${lines.join('\n')}\n\nRun 'code42-xsoar-forwarder <command> --help' for a command's options.\n`;
+  return `Usage: code42-xsoar-forwarder [command] [options]\n       code42-xsoar-forwarder --version\n\nCommands:\n${lines.join('\n')}\n\nRun 'code42-xsoar-forwarder <command> --help' for a command's options.\n`;
 }
 
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const [first, ...rest] = argv;
   if (first === '--help' || first === '-h' || first === 'help') {
     io.out(usage());
+    return 0;
+  }
+  if (first === '--version' || first === '-V' || first === 'version') {
+    io.out(`code42-xsoar-forwarder ${packageVersion()}\n`);
     return 0;
   }
   const name = first === undefined || first.startsWith('-') ? 'run' : first;

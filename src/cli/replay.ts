@@ -12,7 +12,7 @@ import { UsageError, type CliIo } from './command.js';
 /** An ISO 8601 time, or a duration meaning "that long ago" (`2h`, `1d`). */
 export function parseTimeArg(name: string, value: string, now = Date.now()): number {
   const ago = parseDuration(value);
-  if (ago !== undefined && !/^\d+$/.test(value.trim())) return now - ago;
+  if (ago !== undefined) return now - ago;
   const at = Date.parse(value);
   if (Number.isNaN(at)) throw new UsageError(`--${name}: ${JSON.stringify(value)} is neither an ISO 8601 time nor a duration such as 2h or 1d`);
   return at;

@@ -1,4 +1,5 @@
 import type { Config } from '../config/load-config.js';
+import { describeUnknownEnv, unknownEnvVariables } from '../config/unknown-env.js';
 import { Daemon } from '../daemon.js';
 import { createLogger } from '../infra/logger.js';
 import { ForwarderMetrics } from '../ops/metrics.js';
@@ -11,8 +12,9 @@ const SHUTDOWN_DEADLINE_MS = 25_000;
  * `run`: the daemon. The ops server starts first so /livez answers (and /readyz explains) even while
  * Redis is still unreachable. Resolves with the exit code once stopped by SIGTERM/SIGINT.
  */
-export async function runCommand(config: Config): Promise<number> {
+export async function runCommand(config: Config, env: Record<string, string | undefined> = process.env): Promise<number> {
   const logger = createLogger({ level: config.log.level });
+  for (const v of unknownEnvVariables(env)) logger.warn({ variable: v.name, suggestion: v.suggestion ?? null }, describeUnknownEnv(v));
   const metrics = new ForwarderMetrics();
   const daemon = new Daemon({ config, logger, metrics });
   const ops = new OpsServer({ host: config.http.host, port: config.http.port, metrics, readiness: () => daemon.readiness(), logger });

@@ -1,5 +1,5 @@
 import convict from 'convict';
-import { parseDuration } from './duration.js';
+import { lacksUnit, parseDuration, unitlessMessage } from './duration.js';
 import { SEVERITY_WORDS, SESSION_STATES } from '../code42/vocabulary.js';
 
 /** Splits `a, b,c` (or takes an array from a JSON file) into trimmed, non-empty items. */
@@ -97,6 +97,7 @@ export function registerFormats(): void {
     },
     duration: {
       validate(value: unknown) {
+        if (lacksUnit(value)) throw new Error(unitlessMessage(value));
         if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
           throw new Error('must be a duration such as 500ms, 30s, 5m, 2h or 1d');
         }
@@ -105,6 +106,7 @@ export function registerFormats(): void {
     },
     'positive-duration': {
       validate(value: unknown) {
+        if (lacksUnit(value)) throw new Error(unitlessMessage(value));
         if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
           throw new Error('must be a duration above zero such as 500ms, 30s, 5m, 2h or 1d');
         }

@@ -103,6 +103,8 @@ function problemLines(message: string): string[] {
       if (node?.sensitive) text = text.replace(/: value was .*$/, '');
       // "value was null" for a required key says nothing more than "is required".
       text = text.replace(/^is required: value was null$/, 'is required');
+      // The unit message already shows the value.
+      text = text.replace(/(give a unit, e\.g\. [^:]*): value was .*$/, '$1');
       return `${keyLabel(key)}: ${text}`;
     });
 }

@@ -62,16 +62,18 @@ export const COMMANDS: CommandDefinition[] = [
   },
   {
     name: 'replay',
-    summary: 're-read sessions from Code42 for a time window and forward those not in the ledger (--force re-creates them)',
-    usage: 'code42-xsoar-forwarder replay --since <time> [--until <time>] [--force]   (time: ISO 8601, or a duration ago such as 6h or 2d)',
-    options: { since: { type: 'string' }, until: { type: 'string' }, force: { type: 'boolean' } },
+    summary:
+      're-read sessions from Code42 for a time window and forward those XSOAR does not hold (searched first; --force: even those the ledger calls forwarded; --dry-run: show the plan; --yes: needed for more than 5)',
+    usage: 'code42-xsoar-forwarder replay --since <time> [--until <time>] [--force] [--dry-run] [--yes]   (time: ISO 8601, or a duration ago such as 6h or 2d)',
+    options: { since: { type: 'string' }, until: { type: 'string' }, force: { type: 'boolean' }, 'dry-run': { type: 'boolean' }, yes: { type: 'boolean', short: 'y' } },
     allowPositionals: false,
     run: ({ values }, io) => {
       if (typeof values.since !== 'string') throw new UsageError('--since is required');
       const now = Date.now();
       const since = parseTimeArg('since', values.since, now);
       const until = typeof values.until === 'string' ? parseTimeArg('until', values.until, now) : undefined;
-      return withConfig(io, (config) => replayCommand(config, { since, ...(until !== undefined ? { until } : {}), force: values.force === true }, io));
+      const flags = { force: values.force === true, dryRun: values['dry-run'] === true, yes: values.yes === true };
+      return withConfig(io, (config) => replayCommand(config, { since, ...(until !== undefined ? { until } : {}), ...flags }, io));
     },
   },
   {

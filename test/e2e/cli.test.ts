@@ -90,28 +90,4 @@ describe('command line', () => {
     // Retrying again changes nothing: the ledger holds.
     assert.match((await runCli(['failed', 'retry', '--all'], stack.env)).stdout, /moved 0 failed/);
   });
-
-  it('replay forwards what is not in the ledger, and --force re-creates what was lost in XSOAR', async () => {
-    stack = await startStack({ name: 'replay', env: { POLL_INTERVAL: '1h' } });
-    const now = Date.now();
-    stack.code42.loadTenant(generateTenant({ sessions: 10, seed: 52, beginFrom: now - 20 * MIN, beginTo: now - MIN, stateWeights: { OPEN: 1 } }));
-    const daemon = startDaemon(stack.env);
-    daemons.push(daemon);
-    await waitFor(() => (stack?.xsoar.incidents().length ?? 0) >= 10, { timeoutMs: 20_000, what: '10 incidents' });
-
-    // Older sessions the first poll never asked for (begin before FIRST_FETCH would reach).
-    stack.code42.loadTenant(generateTenant({ sessions: 4, seed: 53, idPrefix: 'old', beginFrom: now - 3 * 86_400_000, beginTo: now - 2 * 86_400_000, stateWeights: { OPEN: 1 } }));
-    const replay = await runCli(['replay', '--since', '4d'], stack.env);
-    assert.equal(replay.code, 0, replay.stderr);
-    assert.match(replay.stdout, /read 14, enqueued 4, .*already forwarded 10/);
-    await waitFor(() => (stack?.xsoar.incidents().length ?? 0) >= 14, { timeoutMs: 20_000, what: '14 incidents' });
-
-    const window = { since: new Date(now - 3 * 86_400_000).toISOString(), until: new Date(now - 86_400_000).toISOString() };
-    const forced = await runCli(['replay', '--since', window.since, '--until', window.until, '--force'], stack.env);
-    assert.equal(forced.code, 0, forced.stderr);
-    assert.match(forced.stdout, /read 4, enqueued 4/);
-    await waitFor(() => (stack?.xsoar.incidents().length ?? 0) >= 18, { timeoutMs: 20_000, what: '4 re-created incidents' });
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(stack.xsoar.incidents().length, 18);
-  });
 });

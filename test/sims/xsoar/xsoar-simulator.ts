@@ -335,6 +335,13 @@ export class XsoarSimulator {
     return this.createHold;
   }
 
+  /** Deletes incidents by id, as an analyst or a retention job would; returns how many went. */
+  deleteIncidents(ids: readonly string[]): number {
+    const before = this.stored.length;
+    this.stored = this.stored.filter((i) => !ids.includes(i.id));
+    return before - this.stored.length;
+  }
+
   /** Stored incidents, in creation order (copies). */
   incidents(): StoredIncident[] {
     return this.stored.map((i) => structuredClone(i));

@@ -30,6 +30,7 @@ import { Code42Simulator, type WireSession } from '../test/sims/code42/index.js'
 import { SIM_DEFAULTS, demoTenant } from '../test/sims/serve.js';
 import { XsoarSimulator, type StoredIncident } from '../test/sims/xsoar/index.js';
 import { ensureRedis, ping, type RedisHandle } from './redis-server.mjs';
+import { analystView, pickIncident } from './analyst-view.js';
 
 const MAIN_JS = fileURLToPath(new URL('../dist/main.js', import.meta.url));
 
@@ -388,7 +389,7 @@ class Demo {
     this.res.daemon = daemon;
     const startedAt = Date.now();
     say(`daemon      node dist/main.js run (pid ${daemon.pid ?? '?'}), metrics http://127.0.0.1:${httpPort}/metrics`);
-    say(`daemon log  ${daemon.logPath}`);
+    say('daemon log  a temp file, kept at the end only when the daemon logged something (LOG_LEVEL=warn)');
     say('');
 
     // Progress until done, timeout, an early daemon exit or a signal.
@@ -416,7 +417,7 @@ class Demo {
       if (!daemon.running) {
         const exit = await daemon.exited;
         this.out.finish(line(now));
-        say(`the daemon exited early (code ${exit.code ?? '-'}, signal ${exit.signal ?? '-'}); last lines of ${daemon.logPath}:`);
+        say(`the daemon exited early (code ${exit.code ?? '-'}, signal ${exit.signal ?? '-'}); last lines of its log:`);
         say(tail(daemon.logPath, 30));
         return 1;
       }
@@ -430,7 +431,7 @@ class Demo {
         this.out.finish(line(now));
         say(
           `timed out after ${seconds(timeoutMs)}: ${seen.forwarded} of ${expected.size} expected sessions in XSOAR` +
-            `, ${seen.duplicates} duplicate(s), ${seen.unexpected} unexpected, ${failures} failed job(s); daemon log: ${daemon.logPath}`,
+            `, ${seen.duplicates} duplicate(s), ${seen.unexpected} unexpected, ${failures} failed job(s)`,
         );
         return 1;
       }
@@ -457,12 +458,18 @@ class Demo {
         `(${(seen.forwarded / Math.max(0.001, (lastIncidentAt - startedAt) / 1000)).toFixed(1)} incidents/s), ${seconds(Date.now() - demoStartedAt)} since the demo started`,
     );
 
+    const shown = pickIncident(seen.incidents);
+    if (shown) {
+      say('');
+      for (const row of analystView(shown, (n) => XSOAR_SEVERITY_NAMES.get(n) ?? '?')) say(row);
+    }
+
     const ok = exit.code === 0 && seen.complete && seen.duplicates === 0;
     if (exit.code !== 0) {
-      say(`the daemon did not exit 0 after SIGTERM; last lines of ${daemon.logPath}:`);
+      say('the daemon did not exit 0 after SIGTERM; last lines of its log:');
       say(tail(daemon.logPath, 30));
     } else if (!ok) {
-      say(`XSOAR does not hold exactly one incident per expected session; daemon log: ${daemon.logPath}`);
+      say('XSOAR does not hold exactly one incident per expected session');
     }
     return ok ? 0 : 1;
   }

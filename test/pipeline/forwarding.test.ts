@@ -169,14 +169,18 @@ describe('forwarding sessions to XSOAR', () => {
   it('searches before creating again even when the first search after an unknown outcome fails', async () => {
     stack = await startStack({ name: 'search429', env: { WORKER_CONCURRENCY: '1', WORKER_BACKOFF: '800ms' } });
     stack.code42.addSession({ sessionId: 'ambiguous-1', beginTime: Date.now() - MIN });
-    // The first create is stored, but XSOAR answers 5xx: the outcome is unknown to the daemon.
+    // The first create is stored, but XSOAR answers 5xx: the outcome is unknown to the daemon. Its answer
+    // is held until the next faults are in place, so the follow-up cannot slip in before them.
     stack.xsoar.setFaults({ errorAfterStoreRate: 1 });
+    const hold = stack.xsoar.holdCreates(1);
     daemon = new Daemon({ config: stack.config(), logger: silentLogger() });
     await daemon.start();
-    await waitFor(() => stack?.xsoar.incidents().length, { what: 'the stored incident' });
+    await hold.whenHeld(1);
+    assert.equal(stack.xsoar.incidents().length, 1, 'the stored incident');
     // The follow-up search is refused with 429; the one after that must still search, not create.
     stack.xsoar.setFaults({});
     stack.xsoar.rateLimitNext(1, 1);
+    hold.release();
     await waitForDrain(stack.prefix);
     assert.equal(stack.xsoar.incidentsByMirrorId('ambiguous-1').length, 1);
     assert.equal(stack.xsoar.stats().byStatus['429'], 1);

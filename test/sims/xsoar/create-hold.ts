@@ -9,6 +9,7 @@ import type { ServerResponse } from 'node:http';
 export class CreateHold {
   private remaining = 0;
   private readonly parked = new Set<() => void>();
+  /** Held since the last release. */
   private readonly mirrorIds: string[] = [];
   private readonly waiters = new Set<() => void>();
 
@@ -45,9 +46,10 @@ export class CreateHold {
     });
   }
 
-  /** Lets every held answer go (to a client that may be gone) and holds nothing more. */
+  /** Lets every held answer go (to a client that may be gone), holds nothing more and forgets the held ids. */
   release(): void {
     this.remaining = 0;
+    this.mirrorIds.length = 0;
     for (const go of [...this.parked]) go();
   }
 

@@ -59,14 +59,16 @@ function killChildren(): void {
   children.clear();
 }
 
-// Root-level hook, only under the test runner (the bench and the demo import these helpers too):
-// runs once the file's tests are over, passed, failed or timed out.
-if (process.env.NODE_TEST_CONTEXT !== undefined) after(runCleanups);
 process.once('exit', killChildren);
-// The runner ends a file that overran its timeout with SIGTERM, which skips 'exit' handlers.
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.once(signal, () => {
-    killChildren();
-    process.exit(1);
-  });
+// Only under the test runner: the bench imports these helpers too and handles its own signals.
+if (process.env.NODE_TEST_CONTEXT !== undefined) {
+  // Root-level hook: runs once the file's tests are over, passed, failed or timed out.
+  after(runCleanups);
+  // The runner ends a file that overran its timeout with SIGTERM, which skips 'exit' handlers.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      killChildren();
+      process.exit(1);
+    });
+  }
 }

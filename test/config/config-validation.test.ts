@@ -3,27 +3,9 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { VALID, problemsOf } from '../helpers/config-env.js';
 import { runCli } from '../helpers/daemon-process.js';
-
-const VALID: Record<string, string> = {
-  CODE42_API_URL: 'https://api.us.code42.com',
-  CODE42_CLIENT_ID: 'key-abc',
-  CODE42_CLIENT_SECRET: 'c0de42-s3cret-value',
-  XSOAR_URL: 'https://xsoar.example.com',
-  XSOAR_API_KEY: 'xsoar-key-value',
-  REDIS_URL: 'redis://127.0.0.1:1',
-};
-
-function problemsOf(env: Record<string, string>, file?: string): string[] {
-  try {
-    loadConfig({ env, ...(file ? { file } : {}) });
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err.problems;
-  }
-  return [];
-}
 
 describe('configuration', () => {
   it('accepts the documented defaults once the required keys are set', () => {

@@ -7,30 +7,12 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { loadConfig } from '../../src/config/index.js';
+import { VALID, problemsOf } from '../helpers/config-env.js';
 import { unknownEnvVariables } from '../../src/config/unknown-env.js';
 import { runCli, startDaemon } from '../helpers/daemon-process.js';
 import { startStack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
-
-const VALID: Record<string, string> = {
-  CODE42_API_URL: 'https://api.us.code42.com',
-  CODE42_CLIENT_ID: 'key-abc',
-  CODE42_CLIENT_SECRET: 'c0de42-s3cret-value',
-  XSOAR_URL: 'https://xsoar.example.com',
-  XSOAR_API_KEY: 'xsoar-key-value',
-  REDIS_URL: 'redis://:redis-pass-123@127.0.0.1:1',
-};
-
-function problemsOf(env: Record<string, string>, file?: string): string[] {
-  try {
-    loadConfig({ env, ...(file ? { file } : {}) });
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`);
-    return err.problems;
-  }
-  return [];
-}
 
 function tempFile(content: object): string {
   const file = join(mkdtempSync(join(tmpdir(), 'c42x-cfg-')), 'forwarder.json');
@@ -111,7 +93,8 @@ describe('settings that would silently do something else', { timeout: 120_000 },
 describe('what is in force', { timeout: 60_000 }, () => {
   it('config --effective shows each value in force, where it came from, and no secret', async () => {
     const file = tempFile({ poll: { interval: '5m', lookback: '1h' }, worker: { concurrency: 3 } });
-    const result = await runCli(['config', '--effective'], { ...VALID, FORWARDER_CONFIG: file, LOOKBACK: '3h', ALERT_SEVERITIES: 'critical' });
+    const env = { ...VALID, REDIS_URL: 'redis://:redis-pass-123@127.0.0.1:1', FORWARDER_CONFIG: file, LOOKBACK: '3h', ALERT_SEVERITIES: 'critical' };
+    const result = await runCli(['config', '--effective'], env);
     assert.equal(result.code, 0, result.stderr);
     const rows = new Map(
       result.stdout

@@ -225,18 +225,20 @@ describe('forwarding sessions to XSOAR', () => {
     stack = await startStack({ name: 'c42auth', env: { WORKER_ATTEMPTS: '2' } });
     const now = Date.now();
     stack.code42.loadTenant(generateTenant({ sessions: 10, seed: 33, beginFrom: now - 30 * MIN, beginTo: now, stateWeights: { OPEN: 1 } }));
-    // First the sessions are queued while XSOAR is away...
-    stack.xsoar.outage(600_000);
+    // First the sessions are queued while XSOAR answers 429 with Retry-After: 60: the first create pauses
+    // the whole queue and every job goes back to wait with no attempt spent, however slow the machine.
+    stack.xsoar.rateLimitNext(1_000, 60);
     const first = new Daemon({ config: stack.config({ INCLUDE_FILES: 'false' }), logger: silentLogger() });
     // Handed to the clean-up before it starts: a failure before its stop below must not leave it running.
     let firstStopped = false;
     t.after(() => (firstStopped ? undefined : first.stop()));
     await first.start();
-    await withForwardQueue(stack.prefix, (queue) => waitFor(async () => (await queue.count()) >= 10, { what: '10 queued sessions' }));
+    await withForwardQueue(stack.prefix, (queue) => waitFor(async () => (await queue.count()) >= 10, { what: '10 queued sessions', timeoutMs: 30_000 }));
     await first.stop();
     firstStopped = true;
-    // ...then the daemon comes back with credentials Code42 refuses, and XSOAR is back.
-    stack.xsoar.outage(0);
+    // ...then the daemon comes back with credentials Code42 refuses, and XSOAR is back (its pause lifted).
+    stack.xsoar.rateLimitNext(0, 1);
+    await withForwardQueue(stack.prefix, (queue) => queue.removeRateLimitKey());
     daemon = new Daemon({ config: stack.config({ CODE42_CLIENT_SECRET: 'revoked-secret' }), logger: silentLogger() });
     await daemon.start();
     await waitFor(() => daemon?.status.authFailure('code42'), { what: 'the Code42 auth failure' });

@@ -13,7 +13,7 @@ import type { FileEventV2, WireActor, WireSession } from './tenant-generator.js'
 export const SESSION_SHAPES = [
   /** States carry only `stateV2` (`state` is deprecated in the SDK). */
   'state-v2-only',
-  /** An extra, older state entry whose `sourceTimestamp` is null comes first. */
+  /** An extra state entry whose `sourceTimestamp` is null, in another state, comes first (it ranks below timed ones). */
   'untimed-state',
   /** A second entry with the same time as the current one follows it, with another state (the first wins). */
   'same-time-states',
@@ -53,13 +53,17 @@ export function shapeSession(wire: WireSession, shapes: readonly SessionShape[])
           delete s.state;
         }
         break;
-      case 'untimed-state':
-        states.unshift({ state: 'OPEN', stateV2: 'OPEN', sourceTimestamp: null, userId: null });
+      case 'untimed-state': {
+        // Another state than the current one, so a client that ranked it first would get the state wrong.
+        const current = stateName(pickLatest(states));
+        const other = current === 'IN_PROGRESS' ? 'CLOSED' : 'IN_PROGRESS';
+        states.unshift({ state: other, stateV2: other, sourceTimestamp: null, userId: null });
         break;
+      }
       case 'same-time-states': {
         const latest = pickLatest(states);
         if (!latest) break;
-        const current = (latest.state ?? latest.stateV2) as string;
+        const current = stateName(latest);
         const other = current === 'CLOSED' ? 'IN_PROGRESS' : 'CLOSED';
         states.splice(states.indexOf(latest) + 1, 0, { ...latest, ...('state' in latest ? { state: other } : {}), stateV2: other });
         break;
@@ -94,6 +98,10 @@ export function shapeActor(actor: WireActor, shape: ActorShape | undefined): Jso
   if (shape === 'name-null') out.name = null;
   if (shape === 'name-missing') delete out.name;
   return out;
+}
+
+function stateName(entry: Json | undefined): string {
+  return String(entry?.state ?? entry?.stateV2 ?? '');
 }
 
 /** The stock integration's pick (Python `max` by time: first of equals; here a null time ranks lowest). */

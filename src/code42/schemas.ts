@@ -108,9 +108,9 @@ export type Actor = z.infer<typeof ActorSchema>;
 export const RuleSchema = z.looseObject({ id: nullishString, name: nullishString });
 export type Rule = z.infer<typeof RuleSchema>;
 
-function isoFromEpochMs(ms: number): string | number {
+function isoFromEpochMs(ms: number): string {
   const d = new Date(ms);
-  return Number.isNaN(d.getTime()) ? ms : d.toISOString();
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
 }
 
 /**

@@ -45,7 +45,9 @@ type Json = Record<string, unknown>;
 export function shapeSession(wire: WireSession, shapes: readonly SessionShape[]): Json {
   const out = structuredClone(wire) as unknown as Json;
   const states = out.states as Json[];
-  for (const shape of shapes) {
+  // Entries added by other shapes lose their `state` too: `state-v2-only` goes last.
+  const ordered = [...shapes.filter((x) => x !== 'state-v2-only'), ...shapes.filter((x) => x === 'state-v2-only')];
+  for (const shape of ordered) {
     switch (shape) {
       case 'state-v2-only':
         for (const s of states) {

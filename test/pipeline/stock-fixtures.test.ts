@@ -14,11 +14,10 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, it } from 'node:test';
-import { Daemon } from '../../src/daemon.js';
+import type { Daemon } from '../../src/daemon.js';
 import { makeFileEvent, type SessionInput, type WireActor, type WireRule } from '../sims/code42/index.js';
 import { mulberry32 } from '../sims/http-kit.js';
-import { silentLogger } from '../helpers/logs.js';
-import { waitForDrain } from '../helpers/queue.js';
+import { runDaemonUntil, stopDaemonAndStack } from '../helpers/in-process-daemon.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
 const FIXTURES = new URL('../fixtures/incydr/', import.meta.url);
@@ -98,10 +97,8 @@ describe('fixture-shaped sessions end to end', () => {
   let daemon: Daemon | undefined;
 
   afterEach(async () => {
-    await daemon?.stop();
-    await stack?.close();
-    daemon = undefined;
-    stack = undefined;
+    await stopDaemonAndStack(daemon, stack);
+    [daemon, stack] = [undefined, undefined];
   });
 
   it('makes from each the incident the stock integration derives from the same data', async () => {
@@ -120,9 +117,7 @@ describe('fixture-shaped sessions end to end', () => {
       sim.addSession(session, { events });
     }
 
-    daemon = new Daemon({ config: stack.config(), logger: silentLogger() });
-    await daemon.start();
-    await waitForDrain(stack.prefix, () => (stack?.xsoar.incidents().length ?? 0) >= 3);
+    daemon = await runDaemonUntil(stack, {}, 3);
 
     const incidents = stack.xsoar.incidents();
     assert.equal(incidents.length, 3);

@@ -12,6 +12,7 @@ import { PollState } from '../../src/pipeline/poll-state.js';
 import { RejectedLog } from '../../src/pipeline/rejected-log.js';
 import { makeFileEvent } from '../sims/code42/index.js';
 import { mulberry32 } from '../sims/http-kit.js';
+import { runDaemonUntil, stopDaemonAndStack } from '../helpers/in-process-daemon.js';
 import { captureLogger, silentLogger } from '../helpers/logs.js';
 import { waitForDrain } from '../helpers/queue.js';
 import { testRedis } from '../helpers/redis.js';
@@ -35,17 +36,13 @@ describe('tolerant Code42 input, through the poller and the worker', () => {
   after(() => redis.disconnect());
 
   afterEach(async () => {
-    await daemon?.stop();
-    await stack?.close();
-    daemon = undefined;
-    stack = undefined;
+    await stopDaemonAndStack(daemon, stack);
+    [daemon, stack] = [undefined, undefined];
   });
 
   async function run(env: Record<string, string>, expected: number, logger = silentLogger()): Promise<void> {
     if (!stack) throw new Error('no stack');
-    daemon = new Daemon({ config: stack.config(env), logger });
-    await daemon.start();
-    await waitForDrain(stack.prefix, () => (stack?.xsoar.incidents().length ?? 0) >= expected);
+    daemon = await runDaemonUntil(stack, env, expected, logger);
   }
 
   function incident(id: string): { name: string; severity: number; rawJSON: string; CustomFields: Record<string, unknown>; request: { occurred?: string } } {

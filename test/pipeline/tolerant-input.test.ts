@@ -136,7 +136,7 @@ describe('tolerant Code42 input, through the poller and the worker', () => {
   });
 
   it('pages without totalCount until a short page, and says so once', async () => {
-    stack = await startStack({ name: 'nototal', code42: { totalCount: 'omitted' }, env: { POLL_INTERVAL: '200ms' } });
+    stack = await startStack({ name: 'nototal', code42: { totalCount: 'omitted' }, env: { POLL_INTERVAL: '200ms', WORKER_CONCURRENCY: '8' } });
     const now = Date.now();
     for (let i = 0; i < 120; i++) {
       stack.code42.addSession({ sessionId: `nt-${i}`, beginTime: now - 30 * MIN + i * 1000, endTime: now - 29 * MIN + i * 1000 });
@@ -217,7 +217,7 @@ describe('tolerant Code42 input, through the poller and the worker', () => {
   });
 
   it('enqueues every usable session of a 5-page poll without totalCount, rejects the one bad item of page 3, and advances the checkpoint', async () => {
-    stack = await startStack({ name: 'fivepages', code42: { totalCount: 'omitted' }, env: { POLL_INTERVAL: '1h' } });
+    stack = await startStack({ name: 'fivepages', code42: { totalCount: 'omitted' }, env: { POLL_INTERVAL: '1h', WORKER_CONCURRENCY: '8' } });
     const now = Date.now();
     // 229 good sessions (a few in tolerated shapes) and one without an id, ordered by end time so that it is item 120 of 230: page 3.
     for (let i = 0; i < 230; i++) {

@@ -47,14 +47,14 @@ export class SessionEnricher {
   }
 
   /**
-   * The actor's name: from the session when Code42 puts it there, else looked up. An actor whose name
-   * is null or missing (the SDK allows it) falls back to the session's `actorName`, then the actor id,
-   * rather than failing the job.
+   * The actor's name: the session's `actorName` when Code42 puts it there (newer tenants; it saves the
+   * lookup), else the actor's name looked up; an actor whose name is null or missing (the SDK allows it)
+   * falls back to the actor id rather than failing the job.
    */
   private async actorName(session: Session): Promise<string | null> {
     if (session.actorName) return session.actorName;
     const looked = session.actorId ? (await this.actors.fetch(session.actorId))?.name : null;
-    return looked || session.actorName || session.actorId || null;
+    return looked || session.actorId || null;
   }
 
   /**

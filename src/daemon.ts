@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Code42AuthError } from './code42/errors.js';
+import { OddityLog } from './code42/oddities.js';
 import { RequestBudget } from './code42/request-budget.js';
 import { describeConfig, type Config } from './config/load-config.js';
 import type { Logger } from './infra/logger.js';
@@ -110,6 +111,7 @@ export class Daemon {
     const client = createIncydrClient(config, {
       budget,
       observer: metrics.observer,
+      onOddity: new OddityLog({ logger: logger.child({ component: 'code42' }), count: (kind) => metrics.code42Oddity(kind) }).record,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
     if (config.xsoar.tlsInsecure) logger.warn('XSOAR_TLS_INSECURE is on: the XSOAR certificate is not verified');

@@ -52,7 +52,7 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
       report(
         true,
         'code42 sessions',
-        `read one page: ${page.totalCount} session(s) with alerts match ${config.code42.severities.join(',')} / ${config.code42.states.join(',')} since ${new Date(since).toISOString()}`,
+        `read one page: ${page.totalCount ?? `${page.items.length}${page.items.length > 0 ? '+' : ''}`} session(s) with alerts match ${config.code42.severities.join(',')} / ${config.code42.states.join(',')} since ${new Date(since).toISOString()}`,
       );
     } catch (err) {
       report(false, 'code42 sessions', (err as Error).message);

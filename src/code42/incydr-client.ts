@@ -4,6 +4,7 @@ import { ForwarderError } from '../infra/errors.js';
 import type { RequestObserver } from '../infra/request-observer.js';
 import { findForbiddenKey, parseUntrustedJson } from '../infra/safe-json.js';
 import { Code42AuthError, Code42RequestError, Code42ResponseError, Code42TlsError } from './errors.js';
+import type { OddityListener } from './oddities.js';
 import type { RequestBudget } from './request-budget.js';
 import {
   ActorSchema,
@@ -38,6 +39,8 @@ export interface IncydrClientOptions extends Omit<HttpClientOptions, 'baseUrl'> 
   /** Longest backoff between GET retries. @defaultValue 20 s */
   backoffLimitMs?: number;
   clock?: () => number;
+  /** Told about answers that are accepted although they differ from the documented API. */
+  onOddity?: OddityListener;
 }
 
 export interface SessionQuery {
@@ -54,7 +57,8 @@ export interface SessionQuery {
 export interface SessionPage {
   /** Raw items: each is validated by the caller so that one bad item does not lose the page. */
   items: unknown[];
-  totalCount: number;
+  /** Null when the answer did not say (paging then stops at a short page). */
+  totalCount: number | null;
 }
 
 export interface SessionEvents {
@@ -72,8 +76,10 @@ export class IncydrClient {
   readonly tokens: TokenProvider;
   private readonly http: Got;
   private readonly maxResponseBytes: number;
+  private readonly onOddity: OddityListener | undefined;
 
   constructor(opts: IncydrClientOptions) {
+    this.onOddity = opts.onOddity;
     this.maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
     const base = createHttpClient({ ...opts, baseUrl: opts.apiUrl }, {
       retry: {
@@ -132,20 +138,32 @@ export class IncydrClient {
     params.set('page_number', String(pageNumber));
     const body = await this.getJson('v1/sessions', 'sessions.list', params);
     const page = parseOrThrow(SessionPageSchema, body, `sessions page ${pageNumber}`);
-    return { items: page.items, totalCount: page.totalCount };
+    return { items: page.items, totalCount: page.totalCount ?? null };
   }
 
   /**
-   * Every page of sessions matching `query`. Pages by `totalCount`, never by a short page: the server
-   * may cap the page size below what was asked.
+   * Every page of sessions matching `query`. With `totalCount`, pages until that many were read (not
+   * by a short page: the server may cap the page size below what was asked). Without it, pages until a
+   * page is shorter than asked, as the Incydr SDK's `iter_all` does, and reports the oddity.
    */
   async *iterateSessionPages(query: SessionQuery, maxPages = 100_000): AsyncGenerator<SessionPage> {
     let fetched = 0;
+    let reported = false;
     for (let page = 0; page < maxPages; page++) {
       const result = await this.listSessionsPage(query, page);
       yield result;
       fetched += result.items.length;
-      if (result.items.length === 0 || fetched >= result.totalCount) return;
+      if (result.items.length === 0) return;
+      if (result.totalCount === null) {
+        if (!reported) this.onOddity?.({
+          kind: 'sessions_page_without_total_count',
+          detail: 'GET /v1/sessions answered without totalCount; paging until a page is shorter than asked',
+        });
+        reported = true;
+        if (result.items.length < SESSIONS_PAGE_SIZE) return;
+      } else if (fetched >= result.totalCount) {
+        return;
+      }
     }
   }
 

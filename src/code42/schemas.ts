@@ -1,14 +1,22 @@
 /**
- * What Code42 responses must look like before anything downstream uses them. Each schema keeps the
- * fields it does not know (the incident's rawJSON carries the whole session), and checks the types of
- * the fields this daemon reads. Wire formats: code42-api.md §1a, §2.5, §6.
+ * What Code42 responses must look like before anything downstream uses them.
+ *
+ * The rule at this boundary: validate what the daemon reads, keep everything else as it came (the
+ * incident's rawJSON carries the whole session), and when a field it reads is absent, degrade the way
+ * the stock integration does rather than refuse. The Incydr SDK marks almost every field Optional and
+ * says clients must tolerate new enum values, so a missing name, a null time or a state this daemon
+ * has never heard of is data, not an error. What stays an error, because nothing sensible can be made
+ * without it: no `sessionId`, no usable `beginTime`, a read field of the wrong type, a body that is not
+ * a JSON object, a forbidden key. Wire formats: code42-api.md §1a, §2.5, §6; stock logic: xsoar-api.md §7.5.
  */
 import { z } from 'zod';
-import { SESSION_STATES } from './vocabulary.js';
 import { Code42ResponseError } from './errors.js';
 
 const nullishString = z.string().nullish();
 const epochMs = z.number().int().nonnegative();
+
+/** Epoch ms as a number, or as a string of digits (some gateways and proxies stringify large numbers). */
+const epochMsLoose = z.union([epochMs, z.string().regex(/^\s*\d{1,16}\s*$/, 'expected epoch milliseconds').transform((s) => Number(s.trim()))]);
 
 export const TokenResponseSchema = z.looseObject({
   access_token: z.string().min(1),
@@ -19,70 +27,68 @@ export type TokenResponse = z.infer<typeof TokenResponseSchema>;
 
 const ScoreSchema = z.looseObject({
   score: z.number().nullish(),
-  severity: z.number().int().min(0).max(4),
+  // Null on a history entry: that entry says nothing about severity (SDK: Optional[int]).
+  severity: z.number().int().min(0).max(4).nullish(),
   sourceTimestamp: z.number().nullish(),
 });
 
+/** One entry of the state history. `state` is deprecated in favour of `stateV2`; either may be missing. */
 const StateSchema = z.looseObject({
-  state: z.string().min(1),
+  state: nullishString,
   stateV2: nullishString,
-  sourceTimestamp: z.number(),
+  sourceTimestamp: epochMsLoose.nullish(),
   userId: nullishString,
 });
+export type StateEntry = z.infer<typeof StateSchema>;
 
 const TriggeredAlertSchema = z.looseObject({
   alertId: nullishString,
-  ruleId: z.string().min(1),
+  // Null: that alert has no rule to name (the SDK marks it Optional).
+  ruleId: nullishString,
   ruleName: nullishString,
   lessonId: nullishString,
 });
 
-export const SessionSchema = z
-  .looseObject({
-    sessionId: z.string().min(1),
-    tenantId: nullishString,
-    actorId: nullishString,
-    actorName: nullishString,
-    type: nullishString,
-    beginTime: epochMs,
-    endTime: epochMs.nullish(),
-    firstObserved: epochMs.nullish(),
-    lastUpdated: epochMs.nullish(),
-    noRiskEvents: z.number().nullish(),
-    lowEvents: z.number().nullish(),
-    moderateEvents: z.number().nullish(),
-    highEvents: z.number().nullish(),
-    criticalEvents: z.number().nullish(),
-    notes: z.array(z.unknown()).nullish(),
-    riskIndicators: z.array(z.unknown()).nullish(),
-    scores: z.array(ScoreSchema).min(1),
-    states: z.array(StateSchema).min(1),
-    triggeredAlerts: z.array(TriggeredAlertSchema),
-    exfiltrationSummary: nullishString,
-    contextSummary: nullishString,
-  })
-  .superRefine((s, ctx) => {
-    // The current state is the latest entry; it must be one the API documents, or the state filter
-    // (and the analyst reading the incident) cannot make sense of it.
-    const latest = latestState(s.states);
-    if (latest && !(SESSION_STATES as readonly string[]).includes(latest.state)) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['states', s.states.indexOf(latest), 'state'],
-        message: `unknown state ${JSON.stringify(latest.state)}`,
-      });
-    }
-  });
+export const SessionSchema = z.looseObject({
+  sessionId: z.string().min(1),
+  beginTime: epochMsLoose,
+  tenantId: nullishString,
+  actorId: nullishString,
+  actorName: nullishString,
+  type: nullishString,
+  endTime: epochMsLoose.nullish(),
+  firstObserved: epochMsLoose.nullish(),
+  lastUpdated: epochMsLoose.nullish(),
+  noRiskEvents: z.number().nullish(),
+  lowEvents: z.number().nullish(),
+  moderateEvents: z.number().nullish(),
+  highEvents: z.number().nullish(),
+  criticalEvents: z.number().nullish(),
+  notes: z.array(z.unknown()).nullish(),
+  riskIndicators: z.array(z.unknown()).nullish(),
+  scores: z.array(ScoreSchema).nullish(),
+  states: z.array(StateSchema).nullish(),
+  triggeredAlerts: z.array(TriggeredAlertSchema).nullish(),
+  exfiltrationSummary: nullishString,
+  contextSummary: nullishString,
+});
 export type Session = z.infer<typeof SessionSchema>;
 
 export const SessionPageSchema = z.looseObject({
   items: z.array(z.unknown()),
-  totalCount: z.number().int().nonnegative(),
+  // Absent on some answers (the SDK's model has it Optional and pages by short page instead).
+  totalCount: z.number().int().nonnegative().nullish(),
 });
 
-/** A v2 file event: validated loosely, since the incident only copies and flattens it. */
+/**
+ * A v2 file event: validated loosely, since the incident only copies and flattens it. `@timestamp`
+ * arrives as an ISO string, or as epoch milliseconds from some tenants; it is kept as ISO.
+ */
 export const FileEventSchema = z.looseObject({
-  '@timestamp': nullishString,
+  '@timestamp': z
+    .union([z.string(), z.number().finite()])
+    .nullish()
+    .transform((t) => (typeof t === 'number' || (typeof t === 'string' && /^\d{10,16}$/.test(t)) ? isoFromEpochMs(Number(t)) : t)),
   event: z.looseObject({ id: nullishString, action: nullishString }).nullish(),
 });
 export type FileEvent = z.infer<typeof FileEventSchema>;
@@ -95,21 +101,56 @@ export const SessionEventsSchema = z.looseObject({
   }),
 });
 
-export const ActorSchema = z.looseObject({ actorId: nullishString, name: z.string() });
+/** `name` may be null or missing (SDK: Optional); the incident then falls back to the session's `actorName`, then the actor id. */
+export const ActorSchema = z.looseObject({ actorId: nullishString, name: nullishString });
 export type Actor = z.infer<typeof ActorSchema>;
 
-export const RuleSchema = z.looseObject({ id: nullishString, name: z.string() });
+export const RuleSchema = z.looseObject({ id: nullishString, name: nullishString });
 export type Rule = z.infer<typeof RuleSchema>;
 
-export function latestState<T extends { sourceTimestamp: number }>(states: readonly T[]): T | undefined {
+function isoFromEpochMs(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
+}
+
+/**
+ * The current entry of a state history, as the stock integration picks it:
+ * `max(states, key=sourceTimestamp)`. Python's max returns the FIRST of equal keys, so of two entries
+ * with the same time the earlier one in the list wins. An entry without a time ranks below every timed
+ * one, and among entries without a time the list order decides the same way (the first wins).
+ */
+export function latestState<T extends { sourceTimestamp?: number | null | undefined }>(states: readonly T[] | null | undefined): T | undefined {
   let latest: T | undefined;
-  for (const s of states) if (!latest || s.sourceTimestamp >= latest.sourceTimestamp) latest = s;
+  let latestKey = Number.NEGATIVE_INFINITY;
+  for (const s of states ?? []) {
+    const key = typeof s.sourceTimestamp === 'number' && Number.isFinite(s.sourceTimestamp) ? s.sourceTimestamp : Number.MIN_SAFE_INTEGER;
+    if (!latest || key > latestKey) {
+      latest = s;
+      latestKey = key;
+    }
+  }
   return latest;
 }
 
-/** Highest severity in the session's score history (what the stock integration reports). */
+/** The state value of one history entry: `state` as the stock integration shows it, `stateV2` when `state` is absent. */
+export function stateOf(entry: { state?: string | null | undefined; stateV2?: string | null | undefined } | undefined): string | undefined {
+  return entry?.state || entry?.stateV2 || undefined;
+}
+
+/** The session's current state (see latestState and stateOf); undefined when it has no state history. */
+export function currentState(session: Pick<Session, 'states'>): string | undefined {
+  return stateOf(latestState(session.states));
+}
+
+/** Every name the current state goes by (`state` and `stateV2` can differ while the API migrates). */
+export function currentStateNames(session: Pick<Session, 'states'>): string[] {
+  const latest = latestState(session.states);
+  return [latest?.state, latest?.stateV2].filter((s): s is string => typeof s === 'string' && s.length > 0);
+}
+
+/** Highest severity in the session's score history (what the stock integration reports); 0 (no risk) without scores. */
 export function currentSeverity(session: Pick<Session, 'scores'>): number {
-  return session.scores.reduce((max, s) => Math.max(max, s.severity), 0);
+  return (session.scores ?? []).reduce((max, s) => (typeof s.severity === 'number' ? Math.max(max, s.severity) : max), 0);
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {

@@ -19,7 +19,11 @@ export function severityName(n: number): string {
   return SESSION_SEVERITY_NAMES[n] ?? 'NO RISK';
 }
 
-/** Session states the sessions API documents; the API may add more ("clients should be tolerant"). */
+/**
+ * Session states the sessions API documents. The API may add more ("clients should be tolerant of
+ * additional values"): an unknown state is a valid session outside the filter unless the operator
+ * names it in ALERT_STATES.
+ */
 export const SESSION_STATES = [
   'OPEN',
   'OPEN_NEW_DATA',
@@ -29,4 +33,13 @@ export const SESSION_STATES = [
   'CLOSED_TP_BENIGN',
   'CLOSED_FP',
 ] as const;
-export type SessionState = (typeof SESSION_STATES)[number];
+export type KnownSessionState = (typeof SESSION_STATES)[number];
+/** A known state, or any other upper-snake name the API may send. */
+export type SessionState = KnownSessionState | (string & {});
+
+/** How a state name is spelled on the wire: upper-case words joined by underscores. */
+export const STATE_NAME_PATTERN = /^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*$/;
+
+export function isKnownState(state: string): state is KnownSessionState {
+  return (SESSION_STATES as readonly string[]).includes(state);
+}

@@ -1,6 +1,6 @@
 import convict from 'convict';
 import { lacksUnit, parseDuration, unitlessMessage } from './duration.js';
-import { SEVERITY_WORDS, SESSION_STATES } from '../code42/vocabulary.js';
+import { SEVERITY_WORDS, SESSION_STATES, STATE_NAME_PATTERN } from '../code42/vocabulary.js';
 
 /** Splits `a, b,c` (or takes an array from a JSON file) into trimmed, non-empty items. */
 function toList(value: unknown): unknown {
@@ -133,7 +133,12 @@ export function registerFormats(): void {
     },
     'state-list': {
       validate(value: unknown) {
-        assertList(value, SESSION_STATES, 'state', (s) => s.toUpperCase());
+        // Known states, or any upper-snake name: Incydr adds states over time and the operator may want one.
+        if (!Array.isArray(value) || value.length === 0) throw new Error('must be a comma-separated list of state');
+        const bad = value.filter((v) => typeof v !== 'string' || !STATE_NAME_PATTERN.test(v.toUpperCase()));
+        if (bad.length > 0) {
+          throw new Error(`invalid state ${bad.map((b) => JSON.stringify(b)).join(', ')}: expected upper-snake names such as ${SESSION_STATES.join(', ')}`);
+        }
       },
       coerce: (value: unknown) => toList(value),
     },

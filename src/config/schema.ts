@@ -36,7 +36,7 @@ export const schema = {
       env: 'ALERT_SEVERITIES',
     },
     states: {
-      doc: 'Session states to forward (the latest state of the session): comma list',
+      doc: 'Session states to forward (the latest state of the session): comma list; names Code42 adds later (upper-snake) are accepted too',
       format: 'state-list',
       default: ['OPEN', 'OPEN_NEW_DATA'] as string[],
       env: 'ALERT_STATES',

@@ -35,6 +35,7 @@ export class ForwarderMetrics {
   private readonly rateLimitWaits: Counter<'upstream'>;
   private readonly rateLimitWaitSeconds: Counter<'upstream'>;
   private readonly forwardDuration: Histogram;
+  private readonly code42Oddities: Counter<'kind'>;
 
   private sources: MetricsSources;
 
@@ -104,6 +105,12 @@ export class ForwarderMetrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
+    this.code42Oddities = new Counter({
+      name: `${p}code42_oddities_total`,
+      help: 'Code42 answers accepted although they differ from the documented API, by kind (e.g. a sessions page without totalCount, counted once per poll)',
+      labelNames: ['kind'] as const,
+      registers,
+    });
     const self = this;
     new Gauge({
       name: `${p}queue_jobs`,
@@ -168,6 +175,10 @@ export class ForwarderMetrics {
   rateLimitWait(upstream: 'code42' | 'xsoar', waitMs: number): void {
     this.rateLimitWaits.inc({ upstream });
     this.rateLimitWaitSeconds.inc({ upstream }, waitMs / 1000);
+  }
+
+  code42Oddity(kind: string): void {
+    this.code42Oddities.inc({ kind });
   }
 
   async text(): Promise<string> {

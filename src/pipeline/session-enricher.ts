@@ -46,28 +46,32 @@ export class SessionEnricher {
     return { actorName, ruleNames, events: events.events, eventsTotal: Math.max(events.totalCount, events.events.length) };
   }
 
+  /**
+   * The actor's name: the session's `actorName` when Code42 puts it there (newer tenants; it saves the
+   * lookup), else the actor's name looked up; an actor whose name is null or missing (the SDK allows it)
+   * falls back to the actor id rather than failing the job.
+   */
   private async actorName(session: Session): Promise<string | null> {
     if (session.actorName) return session.actorName;
-    if (!session.actorId) return null;
-    return (await this.actors.fetch(session.actorId))?.name ?? null;
+    const looked = session.actorId ? (await this.actors.fetch(session.actorId))?.name : null;
+    return looked || session.actorId || null;
   }
 
-  /** One name per distinct rule, in the session's order; deleted rules (404) are left out, as the stock integration does. */
+  /**
+   * One name per triggered alert, in the session's order, as the stock integration joins them (two
+   * alerts of one rule name it twice); each distinct rule is looked up once. Deleted rules (404) are
+   * left out, and an alert with a null `ruleId` names no rule unless it carries its `ruleName`.
+   */
   private async ruleNames(session: Session): Promise<string[]> {
-    const order: string[] = [];
-    const known = new Map<string, string | null>();
-    for (const alert of session.triggeredAlerts) {
-      if (known.has(alert.ruleId)) continue;
-      order.push(alert.ruleId);
-      known.set(alert.ruleId, alert.ruleName ?? null);
-    }
+    const alerts = session.triggeredAlerts ?? [];
+    const names = new Map<string, string | null>();
+    for (const alert of alerts) if (alert.ruleId && alert.ruleName) names.set(alert.ruleId, alert.ruleName);
+    const missing = [...new Set(alerts.map((a) => a.ruleId).filter((id): id is string => !!id && !names.has(id)))];
     await Promise.all(
-      order
-        .filter((id) => !known.get(id))
-        .map(async (id) => {
-          known.set(id, (await this.rules.fetch(id))?.name ?? null);
-        }),
+      missing.map(async (id) => {
+        names.set(id, (await this.rules.fetch(id))?.name ?? null);
+      }),
     );
-    return order.map((id) => known.get(id)).filter((n): n is string => typeof n === 'string' && n.length > 0);
+    return alerts.map((a) => a.ruleName || (a.ruleId ? names.get(a.ruleId) : null)).filter((n): n is string => typeof n === 'string' && n.length > 0);
   }
 }

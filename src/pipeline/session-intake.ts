@@ -1,7 +1,7 @@
 import type { Queue } from 'bullmq';
 import { Code42ResponseError } from '../code42/errors.js';
-import { SessionSchema, currentSeverity, latestState, parseOrThrow, type Session } from '../code42/schemas.js';
-import { severityNumber, type SessionState, type SeverityWord } from '../code42/vocabulary.js';
+import { SessionSchema, currentSeverity, currentStateNames, parseOrThrow, type Session } from '../code42/schemas.js';
+import { isKnownState, severityNumber, type SessionState, type SeverityWord } from '../code42/vocabulary.js';
 import type { Logger } from '../infra/logger.js';
 import { findForbiddenKey } from '../infra/safe-json.js';
 import type { ForwardJobData } from './job-data.js';
@@ -67,7 +67,12 @@ export class SessionIntake {
       }
       if (!this.matches(session)) {
         result.filtered += 1;
-        logger.debug({ alertId: session.sessionId }, 'session skipped: severity or state outside the configured filter');
+        const states = currentStateNames(session);
+        const unknown = states.filter((s) => !isKnownState(s));
+        logger.debug(
+          { alertId: session.sessionId, severity: currentSeverity(session), state: states.join('/') || null, ...(unknown.length > 0 ? { unknownState: unknown.join('/') } : {}) },
+          'session skipped: severity or state outside the configured filter',
+        );
         continue;
       }
       result.valid.set(session.sessionId, session);
@@ -75,10 +80,14 @@ export class SessionIntake {
     return result;
   }
 
-  /** The API filters too; this second check keeps a lenient server from widening the operator's choice. */
+  /**
+   * The API filters too; this second check keeps a lenient server (or one that matches any state in the
+   * history) from widening the operator's choice. The current state matches under either of its names
+   * (`state`, `stateV2`); a session without a state history matches no state.
+   */
   matches(session: Session): boolean {
-    const state = latestState(session.states)?.state;
-    return this.severityNumbers.includes(currentSeverity(session)) && state !== undefined && (this.opts.states as readonly string[]).includes(state);
+    const wanted = this.opts.states as readonly string[];
+    return this.severityNumbers.includes(currentSeverity(session)) && currentStateNames(session).some((s) => wanted.includes(s));
   }
 }
 

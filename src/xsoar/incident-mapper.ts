@@ -1,4 +1,4 @@
-import { currentSeverity, latestState, type FileEvent, type Session } from '../code42/schemas.js';
+import { currentSeverity, currentState, type FileEvent, type Session } from '../code42/schemas.js';
 import { severityName } from '../code42/vocabulary.js';
 import { fileEventRow } from './file-event-rows.js';
 import type { IncidentRequest } from './incident-request.js';
@@ -52,8 +52,8 @@ export function pythonIsoFormat(epochMs: number): string {
  */
 export function mapSessionToIncident(session: Session, enrichment: Enrichment, opts: MappingOptions): IncidentRequest {
   const sessionId = session.sessionId;
-  const state = latestState(session.states)?.state;
-  if (!state) throw new MappingError('states', `session ${sessionId}: field states: no state to map`);
+  // Without a state history the state is left empty (such a session passes no state filter; replay may send it).
+  const state = currentState(session) ?? '';
   const begin = new Date(session.beginTime);
   if (Number.isNaN(begin.getTime())) throw new MappingError('beginTime', `session ${sessionId}: field beginTime: not a valid time`);
 

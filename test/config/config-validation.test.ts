@@ -36,6 +36,13 @@ describe('configuration', () => {
     assert.deepEqual(config.code42.severities, ['high']);
   });
 
+  it('takes state names Code42 adds later in ALERT_STATES, and refuses what is not a state name', () => {
+    assert.deepEqual(loadConfig({ env: { ...VALID, ALERT_STATES: 'open, snoozed_for_review' } }).code42.states, ['OPEN', 'SNOOZED_FOR_REVIEW']);
+    const problems = problemsOf({ ...VALID, ALERT_STATES: 'OPEN,in progress' });
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.ok(problems[0]?.startsWith('code42.states (ALERT_STATES):') && problems[0].includes('"in progress"'), problems[0]);
+  });
+
   it('names the key and its env variable in every problem, one line each', () => {
     const problems = problemsOf({ ...VALID, ALERT_SEVERITIES: 'urgent', POLL_INTERVAL: 'soon', CODE42_CLIENT_SECRET: '' });
     assert.equal(problems.length, 3, problems.join('\n'));

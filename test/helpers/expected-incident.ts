@@ -35,12 +35,15 @@ export function expectedIncident(
   consoleUrl: string,
   includeFiles = true,
 ): ExpectedIncident {
-  const severity = Math.max(...session.scores.map((s) => s.severity));
-  const state = [...session.states].sort((a, b) => a.sourceTimestamp - b.sourceTimestamp).at(-1)?.state ?? '';
-  const actor = session.actorName ?? actors.get(session.actorId)?.name ?? session.actorId;
-  const ruleIds = [...new Set(session.triggeredAlerts.map((a) => a.ruleId))];
-  const ruleNames = ruleIds
-    .map((id) => session.triggeredAlerts.find((a) => a.ruleId === id && a.ruleName)?.ruleName ?? liveRules.get(id)?.name)
+  const severity = Math.max(0, ...session.scores.map((s) => s.severity ?? 0));
+  // Python `max(states, key=sourceTimestamp)`: the first of equal times wins (a null time ranks lowest here).
+  let latest: (typeof session.states)[number] | undefined;
+  for (const s of session.states) if (!latest || (s.sourceTimestamp ?? -Infinity) > (latest.sourceTimestamp ?? -Infinity)) latest = s;
+  const state = latest?.state ?? latest?.stateV2 ?? '';
+  const actor = session.actorName || actors.get(session.actorId)?.name || session.actorId;
+  // One name per triggered alert, in order; deleted rules and null rule ids name nothing.
+  const ruleNames = session.triggeredAlerts
+    .map((a) => a.ruleName ?? (a.ruleId ? liveRules.get(a.ruleId)?.name : undefined))
     .filter((n): n is string => !!n)
     .join(', ');
   const summary = includeFiles ? `${events.length} ${session.exfiltrationSummary}` : session.exfiltrationSummary;

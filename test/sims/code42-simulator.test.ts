@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Code42Simulator, generateTenant, makeFileEvent, type WireSession } from './code42/index.js';
+import { Code42Simulator, SESSION_SHAPES, generateTenant, makeFileEvent, type WireSession } from './code42/index.js';
 import { mulberry32 } from './http-kit.js';
 
 const T0 = Date.UTC(2024, 8, 11, 12, 0, 0);
@@ -276,6 +276,64 @@ describe('Code42 simulator', () => {
     sim.resetStats();
     assert.equal(sim.stats().total, 0);
     assert.equal(sim.requests.length, 0);
+  });
+
+  it('serves tolerated shapes on demand while its filters read the tidy session', async () => {
+    const shaped = new Code42Simulator({ clock: () => T0, totalCount: 'omitted', extraStates: ['SNOOZED'] });
+    const url = await shaped.start();
+    try {
+      const t = await token(url);
+      const states = [
+        { state: 'OPEN', stateV2: 'OPEN', sourceTimestamp: T0 - 20_000, userId: null },
+        { state: 'SNOOZED', stateV2: 'SNOOZED', sourceTimestamp: T0 - 10_000, userId: 'u1' },
+      ];
+      const event = makeFileEvent(mulberry32(5), { '@timestamp': '2024-09-11T11:59:00.123Z' });
+      shaped.addSession(session('s-all', { states }), { shapes: [...SESSION_SHAPES], events: [event] });
+      shaped.addActor({ actorId: 'actor-1', name: 'a@example.com' }, { shape: 'name-null' });
+
+      // No totalCount; the state filter reads the current state, and knows the extra state.
+      const page = (await (await get(url, '/v1/sessions?state=SNOOZED', t)).json()) as Record<string, unknown>;
+      assert.equal('totalCount' in page, false);
+      const item = (page.items as Array<Record<string, unknown>>)[0] ?? {};
+      assert.equal(item.sessionId, 's-all');
+      assert.equal(item.beginTime, String(T0 - 60_000));
+      const served = item.states as Array<Record<string, unknown>>;
+      assert.deepEqual(served.map((s) => [s.state, s.stateV2, s.sourceTimestamp]), [
+        [undefined, 'IN_PROGRESS', null],
+        [undefined, 'OPEN', T0 - 20_000],
+        [undefined, 'SNOOZED', T0 - 10_000],
+        [undefined, 'CLOSED', T0 - 10_000],
+      ]);
+      assert.equal((item.triggeredAlerts as Array<Record<string, unknown>>).at(-1)?.ruleId, null);
+      assert.equal((await list(url, 'state=OPEN', t)).items.length, 0);
+      shaped.setStateFilter('any-in-history');
+      assert.equal((await list(url, 'state=OPEN', t)).items.length, 1);
+      shaped.setTotalCount('null');
+      assert.equal((await list(url, 'state=OPEN', t)).totalCount, null);
+
+      const events = (await (await get(url, '/v1/sessions/s-all/events', t)).json()) as { queryResult: { fileEvents: Array<Record<string, unknown>> } };
+      assert.equal(events.queryResult.fileEvents[0]?.['@timestamp'], Date.parse('2024-09-11T11:59:00.123Z'));
+      assert.equal(shaped.eventsOf('s-all')[0]?.['@timestamp'], '2024-09-11T11:59:00.123Z');
+      assert.equal(shaped.getSession('s-all')?.states[1]?.state, 'SNOOZED');
+
+      const actor = (await (await get(url, '/v1/actors/actor/id/actor-1', t)).json()) as Record<string, unknown>;
+      assert.equal(actor.name, null);
+    } finally {
+      await shaped.close();
+    }
+  });
+
+  it('mixes a few tolerated shapes into generated tenants, leaving the tidy data as before', () => {
+    const opts = { sessions: 200, seed: 11, beginFrom: T0 - 3_600_000, beginTo: T0 };
+    const mixed = generateTenant(opts);
+    const plain = generateTenant({ ...opts, toleratedShapes: 0 });
+    const shaped = mixed.sessions.filter((s) => s.shapes);
+    assert.ok(shaped.length >= 8 && shaped.length <= 40, `${shaped.length} shaped sessions`);
+    assert.ok(new Set(shaped.flatMap((s) => s.shapes ?? [])).size >= 4, 'several different shapes');
+    assert.deepEqual(
+      mixed.sessions.map((s) => s.session),
+      plain.sessions.map((s) => s.session),
+    );
   });
 
   it('generates the same tenant for the same seed and a different one for another seed', () => {

@@ -18,6 +18,7 @@ import {
   type WireRule,
   type WireSession,
 } from './tenant-generator.js';
+import { shapeActor, shapeEvents, shapeSession, type ActorShape, type SessionShape, type StateFilterMode, type TotalCountMode } from './shapes.js';
 
 export type {
   FileEventV2,
@@ -54,6 +55,12 @@ export interface Code42SimulatorOptions {
   tls?: { key: string; cert: string };
   port?: number;
   host?: string;
+  /** How sessions pages carry `totalCount`. @defaultValue 'present' */
+  totalCount?: TotalCountMode;
+  /** What the `state` query parameter matches. @defaultValue 'latest' */
+  stateFilter?: StateFilterMode;
+  /** States the API knows besides the documented ones (accepted in the `state` query parameter). */
+  extraStates?: string[];
 }
 
 export type Code42Endpoint =
@@ -123,8 +130,10 @@ interface SessionEntry {
   id: string | undefined;
   /** JSON text sent in pages and GET. */
   json: string;
-  /** JSON text of the session's file events array, and their count. */
+  /** JSON text of the session's file events array as served, and their count. */
   eventsJson: string;
+  /** The tidy events when the served ones are shaped (eventsOf returns these). */
+  tidyEventsJson?: string;
   eventCount: number;
   visibleAt: number | undefined;
   beginTime: number | undefined;
@@ -138,7 +147,6 @@ interface QueuedFault {
 
 const JSON_TYPE = 'application/json; charset=utf-8';
 const MAX_PAGE_SIZE = 50;
-const STATE_SET: ReadonlySet<string> = new Set<string>(SESSION_STATES);
 
 function jsonReply(status: number, body: unknown, headers: Record<string, string> = {}): Reply {
   return { status, body: JSON.stringify(body), contentType: JSON_TYPE, headers };
@@ -204,6 +212,10 @@ function currentStates(session: WireSession): string[] {
   return latest.stateV2 !== undefined && latest.stateV2 !== latest.state ? [latest.state, latest.stateV2] : [latest.state];
 }
 
+function historyStates(session: WireSession): string[] {
+  return session.states.flatMap((s) => (s.stateV2 !== undefined && s.stateV2 !== s.state ? [s.state, s.stateV2] : [s.state]));
+}
+
 interface ListQuery {
   onOrAfter: number | undefined;
   before: number | undefined;
@@ -218,7 +230,7 @@ interface ListQuery {
   pageSize: number;
 }
 
-function parseListQuery(q: URLSearchParams): ListQuery | string {
+function parseListQuery(q: URLSearchParams, knownStates: ReadonlySet<string>): ListQuery | string {
   const first = (name: string): string | undefined => q.getAll(name)[0];
 
   const time = (name: string): number | undefined | string => {
@@ -242,7 +254,7 @@ function parseListQuery(q: URLSearchParams): ListQuery | string {
 
   const states = q.getAll('state').filter((s) => s !== '');
   for (const s of states) {
-    if (!STATE_SET.has(s)) return `Invalid value for state: '${s}' (expected one of ${SESSION_STATES.join(', ')})`;
+    if (!knownStates.has(s)) return `Invalid value for state: '${s}' (expected one of ${[...knownStates].join(', ')})`;
   }
 
   const severities: number[] = [];
@@ -371,6 +383,11 @@ export class Code42Simulator {
   private errorRate: number;
   private latencyMs: number;
 
+  private totalCountMode: TotalCountMode;
+  private stateFilter: StateFilterMode;
+  private readonly knownStates = new Set<string>(SESSION_STATES);
+  private readonly actorShapes = new Map<string, ActorShape>();
+
   private rateWindowStart = 0;
   private rateWindowCount = 0;
 
@@ -406,6 +423,9 @@ export class Code42Simulator {
     this.latencyMs = opts.latencyMs ?? 0;
     this.clock = opts.clock ?? Date.now;
     this.rnd = mulberry32(opts.seed ?? 42);
+    this.totalCountMode = opts.totalCount ?? 'present';
+    this.stateFilter = opts.stateFilter ?? 'latest';
+    for (const state of opts.extraStates ?? []) this.knownStates.add(state);
     this.serverOpts = {};
     if (opts.tls) this.serverOpts.tls = opts.tls;
     if (opts.port !== undefined) this.serverOpts.port = opts.port;
@@ -436,15 +456,17 @@ export class Code42Simulator {
   // Data
 
   /**
-   * Stores a well-formed session (missing fields filled with plausible defaults) and returns what the API will
-   * serve. Adding a sessionId that already exists replaces it in place (sessions change over time); its events are
-   * kept unless `opts.events` is given.
+   * Stores a well-formed session (missing fields filled with plausible defaults) and returns it. The API serves
+   * it as returned, or in `opts.shapes` when given (see shapes.ts; filters still read the tidy form). Adding a
+   * sessionId that already exists replaces it in place (sessions change over time); its events are kept unless
+   * `opts.events` is given.
    */
-  addSession(session: SessionInput, opts: { events?: FileEventV2[]; visibleAt?: number } = {}): WireSession {
-    return JSON.parse(this.storeSession(session, opts).json) as WireSession;
+  addSession(session: SessionInput, opts: { events?: FileEventV2[]; visibleAt?: number; shapes?: readonly SessionShape[] } = {}): WireSession {
+    const entry = this.storeSession(session, opts);
+    return structuredClone(entry.wire) as WireSession;
   }
 
-  private storeSession(session: SessionInput, opts: { events?: FileEventV2[]; visibleAt?: number }): SessionEntry {
+  private storeSession(session: SessionInput, opts: { events?: FileEventV2[]; visibleAt?: number; shapes?: readonly SessionShape[] }): SessionEntry {
     const now = this.clock();
     const beginTime = session.beginTime ?? now - 5 * 60_000;
     const endTime = session.endTime ?? beginTime + 60_000;
@@ -475,15 +497,20 @@ export class Code42Simulator {
       userId: '1000000000000000001',
     };
     // Stored as JSON text (a deep copy that the caller cannot mutate afterwards, and ready to send).
-    const json = JSON.stringify(overlay(defaults, session));
-    const wire = JSON.parse(json) as WireSession;
+    const tidyJson = JSON.stringify(overlay(defaults, session));
+    const wire = JSON.parse(tidyJson) as WireSession;
+    const shapes = opts.shapes ?? [];
+    const json = shapes.length > 0 ? JSON.stringify(shapeSession(wire, shapes)) : tidyJson;
     const existing = this.byId.get(wire.sessionId);
+    const tidyEvents = opts.events ? JSON.stringify(opts.events) : existing?.tidyEventsJson ?? existing?.eventsJson ?? '[]';
+    const servedEvents = opts.events && shapes.includes('epoch-ms-event-time') ? JSON.stringify(shapeEvents(opts.events, shapes)) : undefined;
     const entry: SessionEntry = {
       seq: existing?.seq ?? ++this.seq,
       wire,
       id: wire.sessionId,
       json,
-      eventsJson: opts.events ? JSON.stringify(opts.events) : existing?.eventsJson ?? '[]',
+      eventsJson: servedEvents ?? (opts.events ? tidyEvents : existing?.eventsJson ?? '[]'),
+      ...(servedEvents !== undefined ? { tidyEventsJson: tidyEvents } : !opts.events && existing?.tidyEventsJson ? { tidyEventsJson: existing.tidyEventsJson } : {}),
       eventCount: opts.events ? opts.events.length : existing?.eventCount ?? 0,
       visibleAt: opts.visibleAt,
       beginTime: wire.beginTime,
@@ -523,9 +550,14 @@ export class Code42Simulator {
     this.version += 1;
   }
 
-  /** Adds or replaces an actor; fields not given default to null / empty like a sparse real profile. */
-  addActor(actor: Partial<WireActor> & { actorId: string; name: string }): void {
+  /**
+   * Adds or replaces an actor; fields not given default to null / empty like a sparse real profile. With
+   * `opts.shape`, `GET /v1/actors/actor/id/{id}` serves it with its name null or left out.
+   */
+  addActor(actor: Partial<WireActor> & { actorId: string; name: string }, opts: { shape?: ActorShape } = {}): void {
     this.actorMap.set(actor.actorId, structuredClone(overlay(actorDefaults(actor.actorId, actor.name), actor)));
+    if (opts.shape) this.actorShapes.set(actor.actorId, opts.shape);
+    else this.actorShapes.delete(actor.actorId);
   }
 
   /** Adds or replaces a rule (also undoes an earlier deleteRule of that id). */
@@ -545,8 +577,9 @@ export class Code42Simulator {
     for (const rule of t.rules) this.addRule(rule);
     for (const id of t.deletedRuleIds) this.deleteRule(id);
     for (const s of t.sessions) {
-      const opts: { events: FileEventV2[]; visibleAt?: number } = { events: s.events };
+      const opts: { events: FileEventV2[]; visibleAt?: number; shapes?: readonly SessionShape[] } = { events: s.events };
       if (s.visibleAt !== undefined) opts.visibleAt = s.visibleAt;
+      if (s.shapes) opts.shapes = s.shapes;
       this.storeSession(s.session, opts);
     }
   }
@@ -557,13 +590,22 @@ export class Code42Simulator {
     return ids;
   }
 
+  /** The session in its tidy form (what the simulator's filters read). */
   getSession(id: string): WireSession | undefined {
     const entry = this.byId.get(id);
-    return entry ? (JSON.parse(entry.json) as WireSession) : undefined;
+    return entry?.wire ? structuredClone(entry.wire) : undefined;
   }
 
+  /** The session exactly as the API serves it (in its shapes, if any). */
+  servedSession(id: string): unknown {
+    const entry = this.byId.get(id);
+    return entry ? (JSON.parse(entry.json) as unknown) : undefined;
+  }
+
+  /** The session's file events in their tidy form. */
   eventsOf(id: string): FileEventV2[] {
-    return JSON.parse(this.byId.get(id)?.eventsJson ?? '[]') as FileEventV2[];
+    const entry = this.byId.get(id);
+    return JSON.parse(entry?.tidyEventsJson ?? entry?.eventsJson ?? '[]') as FileEventV2[];
   }
 
   actors(): WireActor[] {
@@ -605,6 +647,22 @@ export class Code42Simulator {
 
   setLatency(ms: number): void {
     this.latencyMs = ms;
+  }
+
+  /** How sessions pages carry `totalCount` from now on. */
+  setTotalCount(mode: TotalCountMode): void {
+    this.totalCountMode = mode;
+  }
+
+  /** What the `state` query parameter matches from now on. */
+  setStateFilter(mode: StateFilterMode): void {
+    this.stateFilter = mode;
+    this.version += 1;
+  }
+
+  /** States the API knows besides the documented ones (a newer API than the client). */
+  addKnownStates(...states: string[]): void {
+    for (const state of states) this.knownStates.add(state);
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -825,8 +883,9 @@ export class Code42Simulator {
         return { status: 200, body, contentType: JSON_TYPE, headers: {} };
       }
       case 'actors.get': {
-        const actor = this.actorMap.get(decodeSegment(segments[5]));
-        return actor ? jsonReply(200, actor) : msg(404, 'Actor not found');
+        const id = decodeSegment(segments[5]);
+        const actor = this.actorMap.get(id);
+        return actor ? jsonReply(200, shapeActor(actor, this.actorShapes.get(id))) : msg(404, 'Actor not found');
       }
       case 'rules.get': {
         const rule = this.ruleMap.get(decodeSegment(segments[3]));
@@ -852,19 +911,21 @@ export class Code42Simulator {
   }
 
   private listSessions(q: URLSearchParams): Reply {
-    const parsed = parseListQuery(q);
+    const parsed = parseListQuery(q, this.knownStates);
     if (typeof parsed === 'string') return msg(400, parsed);
     const now = this.clock();
     const matching = this.matchingSessions(parsed, now);
     const start = parsed.pageNumber * parsed.pageSize;
     const page = matching.slice(start, start + parsed.pageSize);
-    const body = `{"items":[${page.map((e) => e.json).join(',')}],"totalCount":${matching.length}}`;
+    const items = `"items":[${page.map((e) => e.json).join(',')}]`;
+    const total = this.totalCountMode === 'omitted' ? '' : `,"totalCount":${this.totalCountMode === 'null' ? 'null' : matching.length}`;
+    const body = `{${items}${total}}`;
     return { status: 200, body, contentType: JSON_TYPE, headers: {} };
   }
 
   private matchingSessions(parsed: ListQuery, now: number): SessionEntry[] {
     const { pageNumber: _pageNumber, pageSize: _pageSize, ...filters } = parsed;
-    const key = JSON.stringify(filters);
+    const key = JSON.stringify({ ...filters, stateFilter: this.stateFilter });
     const cached = this.listCache;
     if (cached && cached.key === key && cached.version === this.version && now < cached.validUntil) return cached.matching;
 
@@ -886,7 +947,7 @@ export class Code42Simulator {
       if (!s) return true;
       if (parsed.hasAlerts && s.triggeredAlerts.length === 0) return false;
       if (parsed.actorId !== undefined && s.actorId !== parsed.actorId) return false;
-      if (states.size > 0 && !currentStates(s).some((st) => states.has(st))) return false;
+      if (states.size > 0 && !(this.stateFilter === 'any-in-history' ? historyStates(s) : currentStates(s)).some((st) => states.has(st))) return false;
       if (severities.size > 0 && !severities.has(maxSeverity(s))) return false;
       if (ruleIds.size > 0 && !s.triggeredAlerts.some((a) => ruleIds.has(a.ruleId))) return false;
       return true;

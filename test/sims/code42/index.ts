@@ -32,3 +32,12 @@ export {
   type WireStateEntry,
   type WireTriggeredAlert,
 } from './tenant-generator.js';
+export {
+  ACTOR_SHAPES,
+  SESSION_SHAPES,
+  shapeSession,
+  type ActorShape,
+  type SessionShape,
+  type StateFilterMode,
+  type TotalCountMode,
+} from './shapes.js';

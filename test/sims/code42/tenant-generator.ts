@@ -7,6 +7,7 @@
  * Everything drawn here comes from mulberry32, so the same options give the same tenant byte for byte.
  */
 import { mulberry32 } from '../http-kit.js';
+import { SESSION_SHAPES, millisecondEventTimes, type SessionShape } from './shapes.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Vocabulary
@@ -264,7 +265,8 @@ export interface GeneratedTenant {
   rules: WireRule[];
   /** Rules referenced by sessions' triggeredAlerts that no longer exist (404). Not in `rules`. */
   deletedRuleIds: string[];
-  sessions: Array<{ session: WireSession; events: FileEventV2[]; visibleAt?: number }>;
+  /** `shapes`: how the API serves that session (see shapes.ts); `session` and `events` stay tidy. */
+  sessions: Array<{ session: WireSession; events: FileEventV2[]; visibleAt?: number; shapes?: SessionShape[] }>;
 }
 
 export interface TenantOptions {
@@ -299,6 +301,12 @@ export interface TenantOptions {
   idPrefix?: string;
   /** tenantId written on sessions. @defaultValue 'sim-tenant-0001' (the simulator's default) */
   tenantId?: string;
+  /**
+   * Fraction of sessions served in one of the tolerated shapes of shapes.ts (stateV2 only, a null state time,
+   * equal state times, a null ruleId, a numeric-string beginTime, epoch-ms event times). None of them changes
+   * the incident the session must become. @defaultValue 0.1
+   */
+  toleratedShapes?: number;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -1104,6 +1112,9 @@ export function generateTenant(opts: TenantOptions): GeneratedTenant {
   const ruleRnd = fork(master);
   const sessionRnd = fork(master);
   const lateRnd = fork(master);
+  // Forked last so that adding it left every other stream (and so every earlier tenant) unchanged.
+  const shapeRnd = fork(master);
+  const shapedFraction = opts.toleratedShapes ?? 0.1;
 
   const { actors, extras } = generateActors(actorRnd, actorCount, beginTo);
   const allRules = generateRules(ruleRnd, ruleCount, beginFrom);
@@ -1241,6 +1252,11 @@ export function generateTenant(opts: TenantOptions): GeneratedTenant {
 
     const entry: GeneratedTenant['sessions'][number] = { session, events };
     if (lateFraction > 0 && lateRnd() < lateFraction) entry.visibleAt = beginTime + lateByMs;
+    if (shapedFraction > 0 && shapeRnd() < shapedFraction) {
+      const shape = pick(shapeRnd, SESSION_SHAPES);
+      entry.shapes = [shape];
+      if (shape === 'epoch-ms-event-time') millisecondEventTimes(events);
+    }
     sessions.push(entry);
   }
 

@@ -121,7 +121,8 @@ export class Daemon {
     this.forwardQueue = createForwardQueue(queueConnection, config.redis.prefix, forwardJobPolicy(config));
     this.forwardQueue.on('error', (err) => logger.debug({ err }, 'forward queue error'));
     const queue = this.forwardQueue;
-    this.metricsSources(queue, pollState);
+    const ledger = new Ledger(state, this.keys);
+    this.metricsSources(queue, pollState, ledger);
 
     const status = this.status;
     const pollerEvents: PollerEvents = {
@@ -151,7 +152,7 @@ export class Daemon {
       prefix: config.redis.prefix,
       concurrency: config.worker.concurrency,
       queue,
-      ledger: new Ledger(state, this.keys),
+      ledger,
       enricher: new SessionEnricher({ client, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl }),
       xsoar,
       mapping: {
@@ -161,6 +162,8 @@ export class Daemon {
         playbookId: config.xsoar.playbookId,
         includeFiles: config.enrich.includeFiles,
         maxFileEvents: config.enrich.maxFileEvents,
+        sourceBrand: config.xsoar.sourceBrand,
+        maxBodyBytes: config.xsoar.maxBody,
       },
       status,
       searchSettleMs: config.xsoar.searchSettle,
@@ -184,13 +187,14 @@ export class Daemon {
     logger.info({ pollIntervalMs: config.poll.interval, concurrency: config.worker.concurrency }, 'started');
   }
 
-  private metricsSources(queue: Queue, pollState: PollState): void {
+  private metricsSources(queue: Queue, pollState: PollState, ledger: Ledger): void {
     this.metrics.setSources({
       queueDepth: async () => {
         const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
         return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0, failed: c.failed ?? 0 };
       },
       checkpoint: () => pollState.getCheckpoint(),
+      incidentIdUnknown: () => ledger.acceptedCount(),
     });
   }
 

@@ -52,7 +52,8 @@ export async function replayCommand(config: Config, args: { since: number; until
       const toAdd: Session[] = [];
       for (const session of valid.values()) {
         const id = session.sessionId;
-        if (await ctx.ledger.incidentFor(id)) {
+        // Forwarded, whether or not its incident id is known yet.
+        if (await ctx.ledger.isForwarded(id)) {
           if (!args.force) {
             summary.alreadyForwarded += 1;
             continue;

@@ -60,7 +60,8 @@ export function fileEventRow(event: FileEvent): GridRow {
     eventtype: str(ev.action),
     exposure: str(destination.category) ?? str(ev.vector),
     filename: str(file.name),
-    filepath: str(file.directory),
+    // A cloud file has no directory; where it lives is its URL (what the V1 column held for cloud events).
+    filepath: str(file.directory) ?? str(file.url),
     filesize: typeof file.sizeInBytes === 'number' ? file.sizeInBytes : undefined,
     filecategory: str(file.category),
     md5checksum: str(hash.md5),

@@ -116,6 +116,11 @@ export class FaultRun {
     return daemon;
   }
 
+  /** Sends a signal to a running daemon (SIGSTOP/SIGCONT freeze and resume it). */
+  signal(slot: number, signal: NodeJS.Signals): void {
+    this.daemons.get(slot)?.child.kill(signal);
+  }
+
   port(slot = 0): number {
     return this.ports.get(slot) ?? 0;
   }

@@ -10,6 +10,7 @@ import { Readiness, type ReadinessReport } from './ops/readiness.js';
 import { ForwardWorker } from './pipeline/forward-worker.js';
 import { stateKeys, type StateKeys } from './pipeline/keys.js';
 import { Ledger } from './pipeline/ledger.js';
+import { StateMarker } from './pipeline/state-marker.js';
 import { PollScheduler } from './pipeline/poll-scheduler.js';
 import { PollState } from './pipeline/poll-state.js';
 import { Poller, type PollerEvents } from './pipeline/poller.js';
@@ -50,6 +51,7 @@ export class Daemon {
   private readonly connections: Redis[] = [];
   private readonly startedAt = Date.now();
   private scheduler: PollScheduler | undefined;
+  private stateMarker: StateMarker | undefined;
   private forwardQueue: Queue | undefined;
   private worker: ForwardWorker | undefined;
   private readinessProbe: Readiness | undefined;
@@ -147,6 +149,21 @@ export class Daemon {
       lockTtlMs: config.worker.lockDuration,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
+    // Redis losing its data (no AOF, an empty replica, a flush) is noticed by a marker key; then older sessions
+    // are searched in XSOAR before any create, and the poll schedule is created again.
+    this.stateMarker = new StateMarker({
+      redis: state,
+      keys: this.keys,
+      logger: logger.child({ component: 'state' }),
+      checkIntervalMs: Math.max(250, Math.min(config.poll.interval, 5_000)),
+      doubtTtlMs: Math.min(
+        7 * 24 * 3_600_000,
+        config.poll.firstFetch + config.poll.lookback + config.xsoar.searchSettle + config.worker.backoff * (2 ** Math.min(config.worker.attempts, 20) - 1),
+      ),
+      onLoss: async () => this.scheduler?.ensureSchedule(),
+      onLossCounted: () => metrics.redisStateLost(),
+      ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+    });
     this.worker = new ForwardWorker({
       connection: this.connect('c42x-worker'),
       prefix: config.redis.prefix,
@@ -167,6 +184,7 @@ export class Daemon {
       },
       status,
       searchSettleMs: config.xsoar.searchSettle,
+      stateLoss: this.stateMarker,
       lockDurationMs: config.worker.lockDuration,
       shuttingDown: () => this.stopping,
       logger: logger.child({ component: 'worker' }),
@@ -174,6 +192,7 @@ export class Daemon {
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
     if (this.stopping) return;
+    await this.stateMarker.start();
     this.worker.start();
     this.scheduler = new PollScheduler({
       connection: this.connect('c42x-poll'),
@@ -223,6 +242,7 @@ export class Daemon {
   async stop(deadlineMs = 25_000): Promise<void> {
     const { logger } = this.opts;
     this.stopping = true;
+    this.stateMarker?.stop();
     const deadline = Date.now() + deadlineMs;
     const left = (): number => deadline - Date.now();
 

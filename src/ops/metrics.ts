@@ -39,6 +39,7 @@ export class ForwarderMetrics {
   private readonly forwardDuration: Histogram;
   private readonly notStored: Counter;
   private readonly ownershipLost: Counter;
+  private readonly stateLost: Counter;
 
   private sources: MetricsSources;
 
@@ -145,6 +146,11 @@ export class ForwarderMetrics {
       help: 'Jobs this process stopped before creating because another process had taken them over (frozen past WORKER_LOCK_DURATION)',
       registers,
     });
+    this.stateLost = new Counter({
+      name: `${p}redis_state_lost_total`,
+      help: "Times Redis was found without this deployment's state (its marker key gone: first start, or Redis lost its data); XSOAR is then searched before creating older sessions",
+      registers,
+    });
     new Gauge({
       name: `${p}xsoar_incident_id_unknown`,
       help: 'Sessions forwarded (XSOAR accepted the create) whose incident id is not known yet',
@@ -191,6 +197,11 @@ export class ForwarderMetrics {
     onNotStored: () => this.notStored.inc(),
     onOwnershipLost: () => this.ownershipLost.inc(),
   };
+
+  /** Redis was found without this deployment's state. */
+  redisStateLost(): void {
+    this.stateLost.inc();
+  }
 
   rateLimitWait(upstream: 'code42' | 'xsoar', waitMs: number): void {
     this.rateLimitWaits.inc({ upstream });

@@ -1,0 +1,103 @@
+import type { Redis } from 'ioredis';
+import type { Session } from '../code42/schemas.js';
+import type { Logger } from '../infra/logger.js';
+import type { StateLossCheck } from './forward-worker.js';
+import type { StateKeys } from './keys.js';
+import type { CreateMark } from './ledger.js';
+
+const CLOCK_MARGIN_MS = 10 * 60_000;
+
+export interface StateMarkerOptions {
+  redis: Redis;
+  keys: StateKeys;
+  logger: Logger;
+  /** How often the marker is checked while running. */
+  checkIntervalMs: number;
+  /**
+   * How long after a loss sessions from before it may still be queued (first fetch + look-back + the retry
+   * budget): the doubt lasts that long.
+   */
+  doubtTtlMs: number;
+  /** Called once per detected loss, after the marker is back: re-create what lives only in Redis (the schedule). */
+  onLoss?: () => Promise<void>;
+  /** Counted once per detected loss. */
+  onLossCounted?: () => void;
+  clock?: () => number;
+}
+
+/**
+ * Notices that Redis lost this deployment's data (a restart without AOF, a failover to an empty replica, a flush):
+ * the daemon keeps a marker key, and its absence, at start or while running, means every record may be gone (the
+ * ledger too). Then, for every session that began before the loss was noticed, the worker searches XSOAR before
+ * creating, for as long as such a session may still be queued. A first start looks the same and is treated the same.
+ */
+export class StateMarker implements StateLossCheck {
+  private timer: NodeJS.Timeout | undefined;
+  private readonly clock: () => number;
+  private checking = false;
+
+  constructor(private readonly opts: StateMarkerOptions) {
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  /** Checks once (blocking start) and then every `checkIntervalMs`. */
+  async start(): Promise<void> {
+    // Redis failing now is not fatal: the periodic check and every job's doubtFor check again.
+    await this.check('start').catch((err: unknown) => this.opts.logger.warn({ err }, 'could not check the state marker at start'));
+    this.timer = setInterval(() => {
+      void this.check('running').catch((err: unknown) => this.opts.logger.debug({ err }, 'state marker check failed'));
+    }, this.opts.checkIntervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Sets the marker when it is missing; when it was missing, records the doubt and reports the loss. */
+  async check(when: 'start' | 'running'): Promise<boolean> {
+    if (this.checking) return false;
+    this.checking = true;
+    try {
+      const { redis, keys } = this.opts;
+      const now = this.clock();
+      if ((await redis.exists(keys.marker)) === 1) return false;
+      // The first replica to notice records since when; the others keep that time.
+      await redis.set(keys.rebuild, JSON.stringify({ since: now }), 'PX', this.opts.doubtTtlMs, 'NX');
+      await redis.set(keys.marker, JSON.stringify({ since: now }), 'NX');
+      this.opts.onLossCounted?.();
+      this.opts.logger.warn(
+        { detected: when, since: new Date(now).toISOString() },
+        when === 'start'
+          ? 'Redis holds no state of this deployment (first start, or Redis lost its data): searching XSOAR before creating each session that began before now'
+          : 'Redis lost its data while running: poll schedule re-created; searching XSOAR before creating each session that began before now',
+      );
+      await this.opts.onLoss?.();
+      return true;
+    } finally {
+      this.checking = false;
+    }
+  }
+
+  async doubtFor(session: Session): Promise<CreateMark | null> {
+    const { redis, keys } = this.opts;
+    const replies = (await redis.multi().exists(keys.marker).get(keys.rebuild).exec()) ?? [];
+    for (const [err] of replies) if (err) throw err;
+    let raw = (replies[1]?.[1] as string | null | undefined) ?? null;
+    // Lost between two checks: notice it here, before anything is created from an empty ledger.
+    if (replies[0]?.[1] !== 1) {
+      await this.check('running');
+      raw = await redis.get(keys.rebuild);
+    }
+    if (raw === null) return null;
+    let since = 0;
+    try {
+      since = Number((JSON.parse(raw) as { since?: unknown }).since) || 0;
+    } catch {
+      since = this.clock();
+    }
+    // Begin times are Code42's clock, `since` is ours: the margin covers a skew between the two.
+    return session.beginTime <= since + CLOCK_MARGIN_MS ? { at: since, name: null } : null;
+  }
+}

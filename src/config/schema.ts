@@ -190,9 +190,9 @@ export const schema = {
       env: 'XSOAR_SOURCE_BRAND',
     },
     maxBody: {
-      doc: 'Largest create request body (e.g. 4MB); file events beyond it are left out of the incident and counted in it',
+      doc: 'Largest create request body (e.g. 6MB); file events beyond it are left out of the incident and counted in it',
       format: 'size',
-      default: 4_194_304 as number | string,
+      default: 6_291_456 as number | string,
       env: 'XSOAR_MAX_BODY',
     },
   },

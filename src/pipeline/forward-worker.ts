@@ -173,7 +173,7 @@ export class ForwardWorker {
     if (entry.accepted) return this.resolveAccepted(sessionId, entry.accepted, job, token, signal, log);
 
     // A reason to believe the incident may exist already: a create whose outcome is unknown, or state Redis lost.
-    const doubt = entry.inFlight ?? (await this.opts.stateLoss?.doubtFor(session)) ?? null;
+    const doubt = entry.inFlight ?? (entry.forced ? null : await this.opts.stateLoss?.doubtFor(session)) ?? null;
     if (doubt) {
       const incidentId = await this.searchSettled(sessionId, doubt, job, token, signal);
       if (incidentId !== null) {

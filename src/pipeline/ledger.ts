@@ -14,6 +14,8 @@ export interface LedgerEntry {
   accepted: CreateMark | null;
   /** A create whose outcome is unknown (crash, timeout, lost answer, 5xx). */
   inFlight: CreateMark | null;
+  /** The operator asked for the incident to be created again (`replay --force`): no search for an old one. */
+  forced: boolean;
 }
 
 // Marks the session in flight only while the job's BullMQ lock still holds this process's token.
@@ -46,6 +48,7 @@ const markValue = (mark: CreateMark): string => JSON.stringify(mark);
 export class Ledger {
   private readonly inflightKey: string;
   private readonly acceptedKey: string;
+  private readonly forcedKey: string;
 
   constructor(
     private readonly redis: Redis,
@@ -53,6 +56,7 @@ export class Ledger {
   ) {
     this.inflightKey = `${keys.ledger}:inflight`;
     this.acceptedKey = `${keys.ledger}:accepted`;
+    this.forcedKey = `${keys.ledger}:forced`;
   }
 
   /** The incident id, once known. */
@@ -69,15 +73,27 @@ export class Ledger {
   /** Everything the ledger knows about the session, in one round trip. */
   async lookup(sessionId: string): Promise<LedgerEntry> {
     const replies =
-      (await this.redis.pipeline().hget(this.keys.ledger, sessionId).hget(this.acceptedKey, sessionId).hget(this.inflightKey, sessionId).exec()) ?? [];
+      (await this.redis
+        .pipeline()
+        .hget(this.keys.ledger, sessionId)
+        .hget(this.acceptedKey, sessionId)
+        .hget(this.inflightKey, sessionId)
+        .hexists(this.forcedKey, sessionId)
+        .exec()) ?? [];
     for (const [err] of replies) if (err) throw err;
     const value = (i: number): string | null => (replies[i]?.[1] as string | null | undefined) ?? null;
-    return { incidentId: value(0), accepted: parseMark(value(1)), inFlight: parseMark(value(2)) };
+    return { incidentId: value(0), accepted: parseMark(value(1)), inFlight: parseMark(value(2)), forced: replies[3]?.[1] === 1 };
   }
 
   /** Records the incident and clears the other marks in one step. */
   async record(sessionId: string, incidentId: string): Promise<void> {
-    await this.redis.multi().hset(this.keys.ledger, sessionId, incidentId).hdel(this.inflightKey, sessionId).hdel(this.acceptedKey, sessionId).exec();
+    await this.redis
+      .multi()
+      .hset(this.keys.ledger, sessionId, incidentId)
+      .hdel(this.inflightKey, sessionId)
+      .hdel(this.acceptedKey, sessionId)
+      .hdel(this.forcedKey, sessionId)
+      .exec();
   }
 
   /** XSOAR answered 2xx without an incident id: the session is forwarded; its id is still to be found. */
@@ -90,8 +106,12 @@ export class Ledger {
     return this.redis.hlen(this.acceptedKey);
   }
 
+  /**
+   * Forgets the session's incident so it is created again (`replay --force`, for incidents lost on the XSOAR
+   * side): the next create does not look for the old one, even while Redis's records are in doubt.
+   */
   async forget(sessionId: string): Promise<void> {
-    await this.redis.multi().hdel(this.keys.ledger, sessionId).hdel(this.acceptedKey, sessionId).exec();
+    await this.redis.multi().hdel(this.keys.ledger, sessionId).hdel(this.acceptedKey, sessionId).hset(this.forcedKey, sessionId, '1').exec();
   }
 
   async markInFlight(sessionId: string, mark: CreateMark): Promise<void> {

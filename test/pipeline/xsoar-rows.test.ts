@@ -35,7 +35,7 @@ const MAPPING: MappingOptions = {
   includeFiles: true,
   maxFileEvents: 100_000,
   sourceBrand: 'Code42',
-  maxBodyBytes: 4 * 1024 * 1024,
+  maxBodyBytes: 6 * 1024 * 1024, // the XSOAR_MAX_BODY default
 };
 
 type Row = Record<string, unknown>;
@@ -147,7 +147,7 @@ describe('code42fileevents rows that every stock consumer can read', () => {
     // Most of the budget is used (the estimate is close, not wasteful).
     assert.ok(result.bytes > MAPPING.maxBodyBytes * 0.9, `${result.bytes} bytes use the budget`);
     assert.match(result.incident.details, new RegExp(`File events: ${result.eventsShown} of 5000 shown; ${5_000 - result.eventsShown} more in Code42`));
-    assert.match(result.incident.details, /create size limit of 4194304 bytes/);
+    assert.match(result.incident.details, /create size limit of 6291456 bytes/);
     const raw = JSON.parse(result.incident.rawJSON) as Record<string, unknown>;
     assert.equal(raw.fileevents_total, 5_000);
     assert.equal(raw.fileevents_shown, result.eventsShown);

@@ -160,6 +160,7 @@ export class Daemon {
         7 * 24 * 3_600_000,
         config.poll.firstFetch + config.poll.lookback + config.xsoar.searchSettle + config.worker.backoff * (2 ** Math.min(config.worker.attempts, 20) - 1),
       ),
+      xsoarHoldsAny: () => xsoar.holdsAnyForwardedIncident(),
       onLoss: async () => this.scheduler?.ensureSchedule(),
       onLossCounted: () => metrics.redisStateLost(),
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),

@@ -18,6 +18,11 @@ export interface StateMarkerOptions {
    * budget): the doubt lasts that long.
    */
   doubtTtlMs: number;
+  /**
+   * At start without a marker: whether XSOAR holds any incident this forwarder made (null: cannot tell). When it
+   * holds none, this is a first start and there is nothing to search for.
+   */
+  xsoarHoldsAny?: () => Promise<boolean | null>;
   /** Called once per detected loss, after the marker is back: re-create what lives only in Redis (the schedule). */
   onLoss?: () => Promise<void>;
   /** Counted once per detected loss. */
@@ -29,7 +34,8 @@ export interface StateMarkerOptions {
  * Notices that Redis lost this deployment's data (a restart without AOF, a failover to an empty replica, a flush):
  * the daemon keeps a marker key, and its absence, at start or while running, means every record may be gone (the
  * ledger too). Then, for every session that began before the loss was noticed, the worker searches XSOAR before
- * creating, for as long as such a session may still be queued. A first start looks the same and is treated the same.
+ * creating, for as long as such a session may still be queued. A start without a marker is a first start only when
+ * XSOAR holds no incident this forwarder made; otherwise it is treated as a loss.
  */
 export class StateMarker implements StateLossCheck {
   private timer: NodeJS.Timeout | undefined;
@@ -63,6 +69,11 @@ export class StateMarker implements StateLossCheck {
       const { redis, keys } = this.opts;
       const now = this.clock();
       if ((await redis.exists(keys.marker)) === 1) return false;
+      if (when === 'start' && (await this.firstStart())) {
+        await redis.set(keys.marker, JSON.stringify({ since: now }), 'NX');
+        this.opts.logger.info('first start: Redis holds no state of this deployment and XSOAR no incident it made');
+        return false;
+      }
       // The first replica to notice records since when; the others keep that time.
       await redis.set(keys.rebuild, JSON.stringify({ since: now }), 'PX', this.opts.doubtTtlMs, 'NX');
       await redis.set(keys.marker, JSON.stringify({ since: now }), 'NX');
@@ -78,6 +89,16 @@ export class StateMarker implements StateLossCheck {
     } finally {
       this.checking = false;
     }
+  }
+
+  /**
+   * True when XSOAR holds no incident of this forwarder (by the session label): nothing can be created twice.
+   * Anything else (some found, the label query refused, XSOAR unreachable) counts as a possible loss.
+   */
+  private async firstStart(): Promise<boolean> {
+    if (!this.opts.xsoarHoldsAny) return false;
+    const holds = await this.opts.xsoarHoldsAny().catch(() => null);
+    return holds === false;
   }
 
   async doubtFor(session: Session): Promise<CreateMark | null> {

@@ -129,6 +129,20 @@ export class XsoarClient {
     return [];
   }
 
+  /**
+   * Whether XSOAR holds any incident this forwarder made (the session label, any value): true, false, or null
+   * when this server cannot answer the label query (400).
+   */
+  async holdsAnyForwardedIncident(signal?: AbortSignal): Promise<boolean | null> {
+    try {
+      const hits = await this.search({ query: `labels.type:${SESSION_LABEL}`, page: 0, size: 1 }, signal);
+      return hits.length > 0;
+    } catch (err) {
+      if (err instanceof XsoarRejectedError && err.statusCode === 400) return null;
+      throw err;
+    }
+  }
+
   async search(filter: Record<string, unknown>, signal?: AbortSignal): Promise<FoundIncident[]> {
     const parsed = await this.postJson('incidents/search', 'incidents.search', { filter }, { signal, ambiguousOnFailure: false });
     const data = (parsed as { data?: unknown } | null)?.data;

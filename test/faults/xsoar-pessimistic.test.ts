@@ -20,7 +20,7 @@ describe('faults: XSOAR at its most pessimistic', () => {
         // 10 % 5xx (half before storing, half after), 5 % lost answers after storing.
         run.xsoar.setFaults({ errorRate: 0.05, errorAfterStoreRate: 0.05, lostResponseRate: 0.05 });
         // SIGKILL the daemon right after XSOAR stored a create and before it answers: forced, not left to luck.
-        const killAt = new Set([5, 25, 45]);
+        const killAt = new Set([5, 18, 31]);
         let stored = 0;
         let kills = 0;
         run.xsoar.onStored(async () => {
@@ -30,7 +30,7 @@ describe('faults: XSOAR at its most pessimistic', () => {
           await run.stopDaemon(0, 'SIGKILL');
           setTimeout(() => void run.startDaemon(0), 100);
         });
-        run.addSessions(scaled(70));
+        run.addSessions(scaled(45));
         await run.startDaemon();
         await pause(2_000);
         run.addSessions(scaled(10));

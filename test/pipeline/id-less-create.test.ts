@@ -24,7 +24,7 @@ describe('creates XSOAR accepts without an incident id', () => {
   });
 
   for (const createAnswer of ['null', 'noId'] as const) {
-    it(`counts a 2xx answered with ${createAnswer === 'null' ? 'null' : createAnswer === 'empty' ? '{}' : 'no id'} as forwarded at once, then keeps the id a search finds`, async () => {
+    it(`counts a 2xx answered with ${createAnswer === 'null' ? 'null' : 'no id'} as forwarded at once, then keeps the id a search finds`, async () => {
       // A lagging index, so the "forwarded, id unknown" state lasts long enough to be seen.
       stack = await startStack({ name: `noid-${createAnswer}`, xsoar: { createAnswer, keepDbotMirrorId: false, strictQuery: true, indexLagMs: 2_500 }, env: { XSOAR_SEARCH_SETTLE: '4s', POLL_INTERVAL: '1h' } });
       const now = Date.now();

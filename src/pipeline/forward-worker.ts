@@ -172,21 +172,25 @@ export class ForwardWorker {
     // XSOAR accepted a create already: never create again, only look the incident up.
     if (entry.accepted) return this.resolveAccepted(sessionId, entry.accepted, job, token, signal, log);
 
-    // A reason to believe the incident may exist already: a create whose outcome is unknown, or state Redis lost.
-    const doubt = entry.inFlight ?? (entry.forced ? null : await this.opts.stateLoss?.doubtFor(session)) ?? null;
-    if (doubt) {
-      const incidentId = await this.searchSettled(sessionId, doubt, job, token, signal);
-      if (incidentId !== null) {
-        await ledger.record(sessionId, incidentId);
-        log.info({ incidentId }, 'earlier create had reached XSOAR; recorded it instead of creating again');
-        return { incidentId, via: 'search' };
-      }
-      log.info({ settleMs: this.settleMs }, 'earlier create did not reach XSOAR; creating');
+    // An earlier create whose outcome is unknown: search before anything else.
+    if (entry.inFlight) {
+      const found = await this.recoverEarlierCreate(sessionId, entry.inFlight, job, token, signal, log);
+      if (found) return found;
     }
 
     const enrichment = await this.opts.enricher.enrich(session);
     this.opts.status.markOk('code42');
     const { incident, body, bytes, eventsShown } = mapWithinBudget(session, enrichment, mapping);
+
+    // Redis lost its records (or this is a start without them): an older session may be in XSOAR already. Asked
+    // after enrichment, so the search has the incident's name too.
+    if (!entry.inFlight && !entry.forced && this.opts.stateLoss) {
+      const doubt = await this.opts.stateLoss.doubtFor(session);
+      if (doubt) {
+        const found = await this.recoverEarlierCreate(sessionId, { at: doubt.at, name: incident.name }, job, token, signal, log);
+        if (found) return found;
+      }
+    }
 
     const mark: CreateMark = { at: this.clock(), name: incident.name };
     const lockKey = `${this.opts.prefix}:${FORWARD_QUEUE}:${String(job.id)}:lock`;
@@ -227,6 +231,25 @@ export class ForwardWorker {
     await ledger.markAccepted(sessionId, accepted);
     log.info(facts, 'XSOAR accepted the incident without its id; looking it up');
     return this.resolveAccepted(sessionId, accepted, job, token, signal, log);
+  }
+
+  /** Searches for an incident an earlier create may have made; records it when found. */
+  private async recoverEarlierCreate(
+    sessionId: string,
+    since: CreateMark,
+    job: Job,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+    log: Logger,
+  ): Promise<ForwardResult | null> {
+    const incidentId = await this.searchSettled(sessionId, since, job, token, signal);
+    if (incidentId === null) {
+      log.info({ settleMs: this.settleMs }, 'earlier create did not reach XSOAR; creating');
+      return null;
+    }
+    await this.opts.ledger.record(sessionId, incidentId);
+    log.info({ incidentId }, 'earlier create had reached XSOAR; recorded it instead of creating again');
+    return { incidentId, via: 'search' };
   }
 
   private get settleMs(): number {

@@ -40,7 +40,8 @@ export interface StateMarkerOptions {
 export class StateMarker implements StateLossCheck {
   private timer: NodeJS.Timeout | undefined;
   private readonly clock: () => number;
-  private checking = false;
+  private checking: Promise<boolean> | undefined;
+  private firstStartCheck: Promise<boolean> | undefined;
 
   constructor(private readonly opts: StateMarkerOptions) {
     this.clock = opts.clock ?? Date.now;
@@ -63,42 +64,68 @@ export class StateMarker implements StateLossCheck {
 
   /** Sets the marker when it is missing; when it was missing, records the doubt and reports the loss. */
   async check(when: 'start' | 'running'): Promise<boolean> {
-    if (this.checking) return false;
-    this.checking = true;
-    try {
-      const { redis, keys } = this.opts;
-      const now = this.clock();
-      if ((await redis.exists(keys.marker)) === 1) return false;
-      if (when === 'start' && (await this.firstStart())) {
-        await redis.set(keys.marker, JSON.stringify({ since: now }), 'NX');
-        this.opts.logger.info('first start: Redis holds no state of this deployment and XSOAR no incident it made');
+    // One check at a time; a caller arriving meanwhile waits for its outcome (the doubt must be written first).
+    this.checking ??= this.checkOnce(when).finally(() => {
+      this.checking = undefined;
+    });
+    return this.checking;
+  }
+
+  private async checkOnce(when: 'start' | 'running'): Promise<boolean> {
+    const { redis, keys } = this.opts;
+    const now = this.clock();
+    if ((await redis.exists(keys.marker)) === 1) return false;
+    // The first replica to notice records since when; the others keep that time. A start without a marker may
+    // be a first start: the first session that needs it asks XSOAR whether it holds any incident of ours.
+    const unverified = when === 'start' && this.opts.xsoarHoldsAny !== undefined;
+    await redis.set(keys.rebuild, JSON.stringify({ since: now, ...(unverified ? { firstStart: true } : {}) }), 'PX', this.opts.doubtTtlMs, 'NX');
+    const rescheduled = await (this.opts.onLoss?.() ?? Promise.resolve()).then(
+      () => true,
+      (err: unknown) => {
+        this.opts.logger.error({ err }, 'could not re-create the poll schedule; the next check tries again');
         return false;
-      }
-      // The first replica to notice records since when; the others keep that time.
-      await redis.set(keys.rebuild, JSON.stringify({ since: now }), 'PX', this.opts.doubtTtlMs, 'NX');
-      await redis.set(keys.marker, JSON.stringify({ since: now }), 'NX');
-      this.opts.onLossCounted?.();
-      this.opts.logger.warn(
-        { detected: when, since: new Date(now).toISOString() },
-        when === 'start'
-          ? 'Redis holds no state of this deployment (first start, or Redis lost its data): searching XSOAR before creating each session that began before now'
-          : 'Redis lost its data while running: poll schedule re-created; searching XSOAR before creating each session that began before now',
-      );
-      await this.opts.onLoss?.();
-      return true;
-    } finally {
-      this.checking = false;
-    }
+      },
+    );
+    // The marker comes back only once the schedule is back, so a failed attempt is repeated by the next check.
+    if (!rescheduled) return true;
+    await redis.set(keys.marker, JSON.stringify({ since: now }), 'NX');
+    if (!unverified) this.reportLoss(when, now);
+    return true;
+  }
+
+  private reportLoss(when: 'start' | 'running', since: number): void {
+    this.opts.onLossCounted?.();
+    this.opts.logger.warn(
+      { detected: when, since: new Date(since).toISOString() },
+      when === 'start'
+        ? 'Redis holds no state of this deployment, and XSOAR holds incidents it made (or cannot tell): Redis lost its data; searching XSOAR before creating each session that began before the start'
+        : 'Redis lost its data while running: poll schedule re-created; searching XSOAR before creating each session that began before now',
+    );
   }
 
   /**
-   * True when XSOAR holds no incident of this forwarder (by the session label): nothing can be created twice.
-   * Anything else (some found, the label query refused, XSOAR unreachable) counts as a possible loss.
+   * A start without a marker: a first start when XSOAR holds no incident this forwarder made (then nothing can be
+   * created twice and the doubt is dropped), a loss otherwise (some found, or the label query refused). Asked once,
+   * by the first job that needs it; an XSOAR error reaches that job like any other (auth pauses the queue, an
+   * outage is retried) and the next job asks again.
    */
-  private async firstStart(): Promise<boolean> {
-    if (!this.opts.xsoarHoldsAny) return false;
-    const holds = await this.opts.xsoarHoldsAny().catch(() => null);
-    return holds === false;
+  private verifyFirstStart(since: number): Promise<boolean> {
+    this.firstStartCheck ??= (async () => {
+      const holds = await (this.opts.xsoarHoldsAny as () => Promise<boolean | null>)();
+      const { redis, keys } = this.opts;
+      if (holds === false) {
+        await redis.del(keys.rebuild);
+        this.opts.logger.info('first start: Redis holds no state of this deployment and XSOAR no incident it made');
+        return true;
+      }
+      await redis.set(keys.rebuild, JSON.stringify({ since }), 'KEEPTTL');
+      this.reportLoss('start', since);
+      return false;
+    })().catch((err: unknown) => {
+      this.firstStartCheck = undefined;
+      throw err;
+    });
+    return this.firstStartCheck;
   }
 
   async doubtFor(session: Session): Promise<CreateMark | null> {
@@ -112,13 +139,18 @@ export class StateMarker implements StateLossCheck {
       raw = await redis.get(keys.rebuild);
     }
     if (raw === null) return null;
-    let since = 0;
+    let since = this.clock();
+    let firstStart = false;
     try {
-      since = Number((JSON.parse(raw) as { since?: unknown }).since) || 0;
+      const parsed = JSON.parse(raw) as { since?: unknown; firstStart?: unknown };
+      since = Number(parsed.since) || since;
+      firstStart = parsed.firstStart === true;
     } catch {
-      since = this.clock();
+      // unreadable: doubt from now
     }
     // Begin times are Code42's clock, `since` is ours: the margin covers a skew between the two.
-    return session.beginTime <= since + CLOCK_MARGIN_MS ? { at: since, name: null } : null;
+    if (session.beginTime > since + CLOCK_MARGIN_MS) return null;
+    if (firstStart && this.opts.xsoarHoldsAny && (await this.verifyFirstStart(since))) return null;
+    return { at: since, name: null };
   }
 }

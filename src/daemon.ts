@@ -11,6 +11,7 @@ import { Readiness, type ReadinessReport } from './ops/readiness.js';
 import { ForwardWorker } from './pipeline/forward-worker.js';
 import { stateKeys, type StateKeys } from './pipeline/keys.js';
 import { Ledger } from './pipeline/ledger.js';
+import { StateMarker } from './pipeline/state-marker.js';
 import { PollScheduler } from './pipeline/poll-scheduler.js';
 import { PollState } from './pipeline/poll-state.js';
 import { Poller, type PollerEvents } from './pipeline/poller.js';
@@ -51,6 +52,7 @@ export class Daemon {
   private readonly connections: Redis[] = [];
   private readonly startedAt = Date.now();
   private scheduler: PollScheduler | undefined;
+  private stateMarker: StateMarker | undefined;
   private forwardQueue: Queue | undefined;
   private worker: ForwardWorker | undefined;
   private readinessProbe: Readiness | undefined;
@@ -123,7 +125,8 @@ export class Daemon {
     this.forwardQueue = createForwardQueue(queueConnection, config.redis.prefix, forwardJobPolicy(config));
     this.forwardQueue.on('error', (err) => logger.debug({ err }, 'forward queue error'));
     const queue = this.forwardQueue;
-    this.metricsSources(queue, pollState);
+    const ledger = new Ledger(state, this.keys);
+    this.metricsSources(queue, pollState, ledger);
 
     const status = this.status;
     const pollerEvents: PollerEvents = {
@@ -148,12 +151,28 @@ export class Daemon {
       lockTtlMs: config.worker.lockDuration,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
+    // Redis losing its data (no AOF, an empty replica, a flush) is noticed by a marker key; then older sessions
+    // are searched in XSOAR before any create, and the poll schedule is created again.
+    this.stateMarker = new StateMarker({
+      redis: state,
+      keys: this.keys,
+      logger: logger.child({ component: 'state' }),
+      checkIntervalMs: Math.max(250, Math.min(config.poll.interval, 5_000)),
+      doubtTtlMs: Math.min(
+        7 * 24 * 3_600_000,
+        config.poll.firstFetch + config.poll.lookback + config.xsoar.searchSettle + config.worker.backoff * (2 ** Math.min(config.worker.attempts, 20) - 1),
+      ),
+      xsoarHoldsAny: () => xsoar.holdsAnyForwardedIncident(),
+      onLoss: async () => this.scheduler?.ensureSchedule(),
+      onLossCounted: () => metrics.redisStateLost(),
+      ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+    });
     this.worker = new ForwardWorker({
       connection: this.connect('c42x-worker'),
       prefix: config.redis.prefix,
       concurrency: config.worker.concurrency,
       queue,
-      ledger: new Ledger(state, this.keys),
+      ledger,
       enricher: new SessionEnricher({ client, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl }),
       xsoar,
       mapping: {
@@ -163,9 +182,12 @@ export class Daemon {
         playbookId: config.xsoar.playbookId,
         includeFiles: config.enrich.includeFiles,
         maxFileEvents: config.enrich.maxFileEvents,
+        sourceBrand: config.xsoar.sourceBrand,
+        maxBodyBytes: config.xsoar.maxBody,
       },
       status,
       searchSettleMs: config.xsoar.searchSettle,
+      stateLoss: this.stateMarker,
       lockDurationMs: config.worker.lockDuration,
       shuttingDown: () => this.stopping,
       logger: logger.child({ component: 'worker' }),
@@ -173,6 +195,7 @@ export class Daemon {
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
     if (this.stopping) return;
+    await this.stateMarker.start();
     this.worker.start();
     this.scheduler = new PollScheduler({
       connection: this.connect('c42x-poll'),
@@ -186,13 +209,14 @@ export class Daemon {
     logger.info({ pollIntervalMs: config.poll.interval, concurrency: config.worker.concurrency }, 'started');
   }
 
-  private metricsSources(queue: Queue, pollState: PollState): void {
+  private metricsSources(queue: Queue, pollState: PollState, ledger: Ledger): void {
     this.metrics.setSources({
       queueDepth: async () => {
         const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
         return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0, failed: c.failed ?? 0 };
       },
       checkpoint: () => pollState.getCheckpoint(),
+      incidentIdUnknown: () => ledger.acceptedCount(),
     });
   }
 
@@ -221,6 +245,7 @@ export class Daemon {
   async stop(deadlineMs = 25_000): Promise<void> {
     const { logger } = this.opts;
     this.stopping = true;
+    this.stateMarker?.stop();
     const deadline = Date.now() + deadlineMs;
     const left = (): number => deadline - Date.now();
 

@@ -61,14 +61,10 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
     report(false, 'code42 sessions', 'skipped: no token');
   }
 
-  try {
-    const about = await timeout(createXsoarClient(config).about(), 'XSOAR /about');
-    const version = typeof about.demistoVersion === 'string' ? about.demistoVersion : 'unknown version';
-    report(true, 'xsoar', `the key is accepted; server ${version}`);
-  } catch (err) {
-    report(false, 'xsoar', (err as Error).message);
+  for (const line of await checkXsoar(config)) {
+    if (line.level === 'warn') io.out(`WARN ${line.name}: ${oneLine(line.detail)}\n`);
+    else report(line.level === 'ok', line.name, line.detail);
   }
-
   let redis: Redis | undefined;
   try {
     redis = createRedis({ url: config.redis.url, name: 'c42x-check', role: 'command' });
@@ -89,4 +85,58 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
     if (redis) await closeRedis(redis);
   }
   return failures === 0 ? 0 : 1;
+}
+
+interface CheckLine {
+  level: 'ok' | 'fail' | 'warn';
+  name: string;
+  detail: string;
+}
+
+/**
+ * XSOAR, the way real clients test a key: `/about` (demisto-py; `/xsoar/about` on XSOAR 8) and `GET /user`
+ * (the Core REST API integration's test; `/xsoar/user` on XSOAR 8). Then what would make every create fail or
+ * land Unclassified: an incident type the server does not have, a playbook id it does not know (warnings: a key
+ * without the right to read them must not fail the check).
+ */
+async function checkXsoar(config: Config): Promise<CheckLine[]> {
+  const lines: CheckLine[] = [];
+  const xsoar = createXsoarClient(config);
+  try {
+    const about = (await timeout(xsoar.probe('about'), 'XSOAR /about')) as Record<string, unknown> | null;
+    const version = about && typeof about.demistoVersion === 'string' ? about.demistoVersion : 'unknown version';
+    lines.push({ level: 'ok', name: 'xsoar', detail: `the key is accepted; server ${version}` });
+  } catch (err) {
+    lines.push({ level: 'fail', name: 'xsoar', detail: (err as Error).message });
+    return lines;
+  }
+  try {
+    const user = (await timeout(xsoar.probe('user'), 'XSOAR /user')) as Record<string, unknown> | null;
+    const name = user && typeof user.username === 'string' ? user.username : user && typeof user.id === 'string' ? user.id : 'unknown user';
+    lines.push({ level: 'ok', name: 'xsoar user', detail: `the key acts as ${name}` });
+  } catch (err) {
+    lines.push({ level: 'fail', name: 'xsoar user', detail: (err as Error).message });
+  }
+  const type = config.xsoar.incidentType;
+  try {
+    const types = await timeout(xsoar.probe('incidenttypes'), 'XSOAR incident types');
+    const names = Array.isArray(types)
+      ? types.flatMap((t) => (t && typeof t === 'object' ? [(t as { name?: unknown }).name, (t as { id?: unknown }).id] : [])).filter((n): n is string => typeof n === 'string')
+      : [];
+    if (names.includes(type)) lines.push({ level: 'ok', name: 'xsoar incident type', detail: `${type} exists` });
+    else lines.push({ level: 'warn', name: 'xsoar incident type', detail: `XSOAR has no incident type "${type}" (XSOAR_INCIDENT_TYPE): incidents would land Unclassified; install the Code42 content pack or fix the setting` });
+  } catch (err) {
+    lines.push({ level: 'warn', name: 'xsoar incident type', detail: `could not list incident types to check "${type}": ${(err as Error).message}` });
+  }
+  const playbook = config.xsoar.playbookId;
+  if (playbook) {
+    try {
+      const found = await timeout(xsoar.searchPlaybooks(`id:${JSON.stringify(playbook)}`), 'XSOAR playbooks');
+      if (found.some((p) => p.id === playbook || p.name === playbook)) lines.push({ level: 'ok', name: 'xsoar playbook', detail: `${playbook} exists` });
+      else lines.push({ level: 'warn', name: 'xsoar playbook', detail: `XSOAR knows no playbook "${playbook}" (XSOAR_PLAYBOOK_ID): every create would be refused with 400` });
+    } catch (err) {
+      lines.push({ level: 'warn', name: 'xsoar playbook', detail: `could not search playbooks to check "${playbook}": ${(err as Error).message}` });
+    }
+  }
+  return lines;
 }

@@ -37,6 +37,7 @@ export async function failedList(config: Config, json: boolean, io: CliIo): Prom
     }
     if (entries.length === 0) {
       io.out('no failed jobs and no rejected input\n');
+      await noteUnknownIds(ctx.ledger.acceptedCount(), io);
       return 0;
     }
     const rows = entries.map((e) => [e.kind, e.sessionId ?? '(no id)', e.attempts === null ? '-' : String(e.attempts), e.at, e.reason.replace(/\s+/g, ' ')]);
@@ -46,6 +47,7 @@ export async function failedList(config: Config, json: boolean, io: CliIo): Prom
     io.out(`${[line(head), ...rows.map(line)].join('\n')}\n`);
     const failed = entries.filter((e) => e.kind === 'failed').length;
     io.out(`\n${failed} failed job(s) (retry with 'failed retry'), ${entries.length - failed} rejected input record(s) (fix at the source, then 'replay')\n`);
+    await noteUnknownIds(ctx.ledger.acceptedCount(), io);
     return 0;
   } finally {
     await ctx.close();
@@ -76,4 +78,15 @@ export async function failedRetry(config: Config, sessionId: string | undefined,
   } finally {
     await ctx.close();
   }
+}
+
+/**
+ * Sessions XSOAR accepted without saying which incident it made count as forwarded (never created again);
+ * until a search finds the incident, the operator is told how many there are. Those a search never finds are
+ * in the failed set with the reason "accepted by XSOAR but no incident stored"; `failed retry` searches again,
+ * `replay --force` creates them again.
+ */
+async function noteUnknownIds(count: Promise<number>, io: CliIo): Promise<void> {
+  const n = await count;
+  if (n > 0) io.out(`${n} session(s) forwarded whose XSOAR incident id is not known yet (XSOAR accepted the create without it)\n`);
 }

@@ -96,10 +96,13 @@ export async function replayCommand(config: Config, args: ReplayArgs, io: CliIo)
       summary.rejected += rejected;
       for (const session of valid.values()) {
         const id = session.sessionId;
-        const ledger = await ctx.ledger.incidentFor(id);
-        if (ledger && !args.force) {
+        // Forwarded, whether or not its incident id is known yet.
+        const forwarded = await ctx.ledger.isForwarded(id);
+        if (forwarded && !args.force) {
           summary.alreadyForwarded += 1;
           continue;
+        }
+        const ledger = forwarded ? ((await ctx.ledger.incidentFor(id)) ?? '(id not yet known)') : null;
         }
         const state = await jobState(ctx, id);
         if (state !== 'failed' && state !== 'completed' && state !== 'unknown') {

@@ -36,6 +36,8 @@ export interface Config {
     searchSettle: number;
     maxResponseSize: number;
     timeout: number;
+    sourceBrand: string;
+    maxBody: number;
   };
   enrich: { includeFiles: boolean; maxFileEvents: number; cacheTtl: number };
   worker: { concurrency: number; attempts: number; backoff: number; lockDuration: number; keepCompleted: number };

@@ -166,9 +166,9 @@ export const schema = {
       env: 'XSOAR_TLS_INSECURE',
     },
     searchSettle: {
-      doc: 'After a create whose outcome is unknown (timeout, lost answer, 5xx), wait this long before searching XSOAR for it, so the search index has caught up',
+      doc: "How long XSOAR's search may lag a create: after a create whose outcome is unknown (timeout, lost answer, 5xx, crash), or one accepted without an incident id, XSOAR is searched for this long before the incident counts as not created",
       format: 'duration',
-      default: 2_000 as number | string,
+      default: 10_000 as number | string,
       env: 'XSOAR_SEARCH_SETTLE',
     },
     maxResponseSize: {
@@ -182,6 +182,18 @@ export const schema = {
       format: 'positive-duration',
       default: 30_000 as number | string,
       env: 'XSOAR_TIMEOUT',
+    },
+    sourceBrand: {
+      doc: 'sourceBrand of the incidents created; the stock pack\'s "Close Related XSOAR And Incydr Incidents" job finds incidents by sourceBrand:Code42',
+      format: 'required-string',
+      default: 'Code42',
+      env: 'XSOAR_SOURCE_BRAND',
+    },
+    maxBody: {
+      doc: 'Largest create request body (e.g. 6MB); file events beyond it are left out of the incident and counted in it',
+      format: 'size',
+      default: 6_291_456 as number | string,
+      env: 'XSOAR_MAX_BODY',
     },
   },
   enrich: {

@@ -17,6 +17,8 @@ export interface MetricsSources {
   queueDepth?: () => Promise<QueueDepth>;
   /** The poller's checkpoint (epoch ms), read at scrape time. */
   checkpoint?: () => Promise<number | null>;
+  /** Sessions forwarded whose XSOAR incident id is not known yet, read at scrape time. */
+  incidentIdUnknown?: () => Promise<number>;
 }
 
 /**
@@ -36,6 +38,9 @@ export class ForwarderMetrics {
   private readonly rateLimitWaitSeconds: Counter<'upstream'>;
   private readonly forwardDuration: Histogram;
   private readonly code42Oddities: Counter<'kind'>;
+  private readonly notStored: Counter;
+  private readonly ownershipLost: Counter;
+  private readonly stateLost: Counter;
 
   private sources: MetricsSources;
 
@@ -137,7 +142,33 @@ export class ForwarderMetrics {
       },
     });
     for (const outcome of ['seen', 'enqueued', 'filtered', 'rejected']) this.sessions.inc({ outcome }, 0);
-    for (const via of ['created', 'search', 'ledger']) this.incidents.inc({ via }, 0);
+    for (const via of ['created', 'search', 'ledger', 'resolved']) this.incidents.inc({ via }, 0);
+    this.notStored = new Counter({
+      name: `${p}xsoar_not_stored_total`,
+      help: 'Creates XSOAR accepted (2xx) but no search found within XSOAR_SEARCH_SETTLE (a pre-process rule dropped them?); each is in the failed set, never created again',
+      registers,
+    });
+    this.ownershipLost = new Counter({
+      name: `${p}ownership_lost_total`,
+      help: 'Jobs this process stopped before creating because another process had taken them over (frozen past WORKER_LOCK_DURATION)',
+      registers,
+    });
+    this.stateLost = new Counter({
+      name: `${p}redis_state_lost_total`,
+      help: "Times Redis was found without this deployment's state (its marker key gone: first start, or Redis lost its data); XSOAR is then searched before creating older sessions",
+      registers,
+    });
+    new Gauge({
+      name: `${p}xsoar_incident_id_unknown`,
+      help: 'Sessions forwarded (XSOAR accepted the create) whose incident id is not known yet',
+      registers,
+      async collect() {
+        const unknown = self.sources.incidentIdUnknown;
+        if (!unknown) return;
+        const n = await unknown().catch(() => undefined);
+        if (n !== undefined) this.set(n);
+      },
+    });
   }
 
   /** Where scrape-time gauges read from; set once the daemon has its queue. */
@@ -170,7 +201,14 @@ export class ForwarderMetrics {
     },
     onFailed: (reason, final) => this.failures.inc({ reason, final: String(final) }),
     onRateLimited: (upstream, waitMs) => this.rateLimitWait(upstream, waitMs),
+    onNotStored: () => this.notStored.inc(),
+    onOwnershipLost: () => this.ownershipLost.inc(),
   };
+
+  /** Redis was found without this deployment's state. */
+  redisStateLost(): void {
+    this.stateLost.inc();
+  }
 
   rateLimitWait(upstream: 'code42' | 'xsoar', waitMs: number): void {
     this.rateLimitWaits.inc({ upstream });

@@ -2,29 +2,51 @@ import { DelayedError, RateLimitError, UnrecoverableError, Worker, type Job, typ
 import type { Redis } from 'ioredis';
 import { Code42AuthError, Code42ResponseError } from '../code42/errors.js';
 import type { Logger } from '../infra/logger.js';
-import { MappingError, mapSessionToIncident, type MappingOptions } from '../xsoar/incident-mapper.js';
+import type { Session } from '../code42/schemas.js';
+import { mapWithinBudget } from '../xsoar/body-budget.js';
+import { MappingError, type MappingOptions } from '../xsoar/incident-mapper.js';
 import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarUnavailableError } from '../xsoar/errors.js';
-import type { XsoarClient } from '../xsoar/xsoar-client.js';
+import type { FoundIncident, XsoarClient } from '../xsoar/xsoar-client.js';
 import { parseForwardJobData, type ForwardJobData } from './job-data.js';
 import { FORWARD_QUEUE } from './keys.js';
-import type { Ledger } from './ledger.js';
+import type { CreateMark, Ledger } from './ledger.js';
+import { OwnershipLostError } from './ownership.js';
 import type { SessionEnricher } from './session-enricher.js';
 import type { Upstream, UpstreamStatus } from './upstream-status.js';
 
 /** What a forward job returns (kept with the completed job). */
 export interface ForwardResult {
   incidentId: string;
-  /** How the incident id was obtained. */
-  via: 'created' | 'ledger' | 'search';
+  /**
+   * How the incident id was obtained: created; search (an earlier create whose outcome was unknown had
+   * succeeded); resolved (XSOAR accepted the create without the id, a search found it); ledger (already done).
+   */
+  via: 'created' | 'ledger' | 'search' | 'resolved';
 }
 
 /** Reason classes for failed jobs and metrics. */
-export type FailureClass = 'invalid_input' | 'xsoar_rejected' | 'auth' | 'transient' | 'unknown';
+export type FailureClass = 'invalid_input' | 'xsoar_rejected' | 'auth' | 'transient' | 'unknown' | 'not_stored';
+
+/** Failed-set reason of a create XSOAR accepted (2xx) but stored nowhere a search finds within the settle window. */
+export const NOT_STORED_REASON = 'accepted by XSOAR but no incident stored (pre-process rule?)';
 
 export interface ForwardWorkerEvents {
   onForwarded?(result: ForwardResult, durationMs: number): void;
   onFailed?(failure: FailureClass, final: boolean): void;
   onRateLimited?(upstream: Upstream, waitMs: number): void;
+  /** XSOAR accepted a create but no incident was found within the settle window. */
+  onNotStored?(): void;
+  /** A job was taken over by another process before this one created anything. */
+  onOwnershipLost?(): void;
+}
+
+/** What the worker learns from a detector of lost Redis state. */
+export interface StateLossCheck {
+  /**
+   * When Redis may have lost a record of this session (its data was lost, or this is a first start), the
+   * moment from which a search must look for its incident; null when the ledger can be trusted.
+   */
+  doubtFor(session: Session): Promise<CreateMark | null>;
 }
 
 export interface ForwardWorkerOptions {
@@ -42,8 +64,8 @@ export interface ForwardWorkerOptions {
   logger: Logger;
   events?: ForwardWorkerEvents;
   /**
-   * After an ambiguous create, wait at least this long before searching XSOAR for it, so a freshly
-   * created incident has reached XSOAR's search index. @defaultValue 2000
+   * How long XSOAR's search may lag a create: after an unknown outcome (or a create accepted without an id),
+   * XSOAR is searched for this long before the incident counts as not created. @defaultValue 10000
    */
   searchSettleMs?: number;
   /** How long the queue pauses while an upstream refuses our credentials. @defaultValue 60000 */
@@ -53,6 +75,8 @@ export interface ForwardWorkerOptions {
    * about this long. @defaultValue 30000
    */
   lockDurationMs?: number;
+  /** Detector of lost Redis state: sessions it doubts are searched in XSOAR before any create. */
+  stateLoss?: StateLossCheck;
   /** True once the daemon is stopping: a job aborted then is handed back without using an attempt. */
   shuttingDown?: () => boolean;
   clock?: () => number;
@@ -120,6 +144,12 @@ export class ForwardWorker {
       this.opts.events?.onForwarded?.(result, this.clock() - started);
       return result;
     } catch (err) {
+      if (err instanceof OwnershipLostError) {
+        // Another process owns the job now (this one was frozen past its lock): leave the job to it.
+        log.warn('lost the job to another process before creating; stopping without creating');
+        this.opts.events?.onOwnershipLost?.();
+        throw new DelayedError();
+      }
       if (signal?.aborted && this.opts.shuttingDown?.() && token) {
         // Stopped mid-job: hand it back untouched (an interrupted create stays marked in flight).
         await job.moveToDelayed(this.clock() + 1_000, token).catch(() => undefined);
@@ -134,52 +164,142 @@ export class ForwardWorker {
     const { ledger, xsoar, mapping } = this.opts;
     const { sessionId, session } = data;
 
-    const { incidentId: known, inFlightSince } = await ledger.lookup(sessionId);
-    if (known) {
-      log.info({ incidentId: known }, 'session already forwarded (ledger); nothing to do');
-      return { incidentId: known, via: 'ledger' };
+    const entry = await ledger.lookup(sessionId);
+    if (entry.incidentId) {
+      log.info({ incidentId: entry.incidentId }, 'session already forwarded (ledger); nothing to do');
+      return { incidentId: entry.incidentId, via: 'ledger' };
     }
+    // XSOAR accepted a create already: never create again, only look the incident up.
+    if (entry.accepted) return this.resolveAccepted(sessionId, entry.accepted, job, token, signal, log);
 
-    if (inFlightSince !== null) {
-      const settle = this.opts.searchSettleMs ?? 2_000;
-      const wait = inFlightSince + settle - this.clock();
-      if (wait > 0 && token) {
-        await job.moveToDelayed(this.clock() + wait, token);
-        throw new DelayedError();
-      }
-      const found = await xsoar.findIncidentsForSession(sessionId, mapping.incidentType, signal);
-      this.opts.status.markOk('xsoar');
-      if (found.length > 0) {
-        const incidentId = (found[0] as { id: string }).id;
-        await ledger.record(sessionId, incidentId);
-        log.info({ incidentId, matches: found.length }, 'earlier create had reached XSOAR; recorded it instead of creating again');
-        return { incidentId, via: 'search' };
-      }
-      log.info('earlier create did not reach XSOAR; creating');
+    // An earlier create whose outcome is unknown: search before anything else.
+    if (entry.inFlight) {
+      const found = await this.recoverEarlierCreate(sessionId, entry.inFlight, job, token, signal, log);
+      if (found) return found;
     }
 
     const enrichment = await this.opts.enricher.enrich(session);
     this.opts.status.markOk('code42');
-    const incident = mapSessionToIncident(session, enrichment, mapping);
+    const { incident, body, bytes, eventsShown } = mapWithinBudget(session, enrichment, mapping);
 
-    await ledger.markInFlight(sessionId, this.clock());
+    // Redis lost its records (or this is a start without them): an older session may be in XSOAR already. Asked
+    // after enrichment, so the search has the incident's name too.
+    if (!entry.inFlight && !entry.forced && this.opts.stateLoss) {
+      const doubt = await this.opts.stateLoss.doubtFor(session);
+      if (doubt) {
+        const found = await this.recoverEarlierCreate(sessionId, { at: doubt.at, name: incident.name }, job, token, signal, log);
+        if (found) return found;
+      }
+    }
+
+    const mark: CreateMark = { at: this.clock(), name: incident.name };
+    const lockKey = `${this.opts.prefix}:${FORWARD_QUEUE}:${String(job.id)}:lock`;
+    // Ownership: the session is claimed with this job's lock token, and the claim is verified again just before
+    // the request leaves; a process whose lock was taken over while it was frozen stops here.
+    if (token) {
+      if (!(await ledger.claim(sessionId, lockKey, token, mark))) throw new OwnershipLostError(sessionId);
+    } else {
+      await ledger.markInFlight(sessionId, mark);
+    }
+    const stillMine = token
+      ? async (): Promise<void> => {
+          if (!(await ledger.owns(lockKey, token))) throw new OwnershipLostError(sessionId);
+        }
+      : undefined;
     const createStarted = this.clock();
-    let id: string;
+    let id: string | null;
     try {
-      ({ id } = await xsoar.createIncident(incident, signal));
+      ({ id } = await xsoar.createIncident(body, signal, stillMine));
     } catch (err) {
-      // Only a create that certainly did not happen may clear the mark; any other outcome keeps it,
-      // so the next attempt searches first. (A failed search must never clear it.)
+      if (err instanceof OwnershipLostError) throw err;
+      // Only a create that certainly did not happen may clear the mark; any other outcome keeps it (its time
+      // moved to the end of this attempt, when the incident may have been stored at the latest), so the next
+      // attempt searches first. (A failed search must never clear it.)
       if (certainlyNotCreated(err)) await ledger.clearInFlight(sessionId);
+      else await ledger.markInFlight(sessionId, { ...mark, at: this.clock() }).catch(() => undefined);
       throw err;
     }
-    await ledger.record(sessionId, id);
     this.opts.status.markOk('xsoar');
-    log.info(
-      { incidentId: id, severity: incident.severity, fileEvents: enrichment.eventsTotal, durationMs: this.clock() - createStarted },
-      'incident created',
-    );
-    return { incidentId: id, via: 'created' };
+    const facts = { severity: incident.severity, fileEvents: enrichment.eventsTotal, fileEventsShown: eventsShown, bodyBytes: bytes, durationMs: this.clock() - createStarted };
+    if (id !== null) {
+      await ledger.record(sessionId, id);
+      log.info({ incidentId: id, ...facts }, 'incident created');
+      return { incidentId: id, via: 'created' };
+    }
+    // A 2xx is a create: recorded as forwarded at once, id or not; the id is then looked up.
+    const accepted: CreateMark = { at: this.clock(), name: incident.name };
+    await ledger.markAccepted(sessionId, accepted);
+    log.info(facts, 'XSOAR accepted the incident without its id; looking it up');
+    return this.resolveAccepted(sessionId, accepted, job, token, signal, log);
+  }
+
+  /** Searches for an incident an earlier create may have made; records it when found. */
+  private async recoverEarlierCreate(
+    sessionId: string,
+    since: CreateMark,
+    job: Job,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+    log: Logger,
+  ): Promise<ForwardResult | null> {
+    const incidentId = await this.searchSettled(sessionId, since, job, token, signal);
+    if (incidentId === null) {
+      log.info({ settleMs: this.settleMs }, 'earlier create did not reach XSOAR; creating');
+      return null;
+    }
+    await this.opts.ledger.record(sessionId, incidentId);
+    log.info({ incidentId }, 'earlier create had reached XSOAR; recorded it instead of creating again');
+    return { incidentId, via: 'search' };
+  }
+
+  private get settleMs(): number {
+    return this.opts.searchSettleMs ?? 10_000;
+  }
+
+  /**
+   * Searches XSOAR for the session's incident after a create whose outcome is unknown. Resolves with its id, or
+   * null once a search that began a full settle window after `since` found nothing (not created); in between,
+   * the job waits in the delayed set and searches again.
+   */
+  private async searchSettled(sessionId: string, since: CreateMark, job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<string | null> {
+    const started = this.clock();
+    const found = await this.opts.xsoar.findIncidentsForSession(sessionId, this.opts.mapping.incidentType, signal, { name: since.name ?? undefined });
+    this.opts.status.markOk('xsoar');
+    if (found.length > 0) return (found[0] as FoundIncident).id;
+    if (started < since.at + this.settleMs) await this.searchLater(since, job, token);
+    return null;
+  }
+
+  /** The session is forwarded; find its incident id, or report that XSOAR stored nothing. */
+  private async resolveAccepted(
+    sessionId: string,
+    accepted: CreateMark,
+    job: Job,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+    log: Logger,
+  ): Promise<ForwardResult> {
+    const incidentId = await this.searchSettled(sessionId, accepted, job, token, signal);
+    if (incidentId !== null) {
+      await this.opts.ledger.record(sessionId, incidentId);
+      log.info({ incidentId }, 'incident id found by search after XSOAR accepted the create without it');
+      return { incidentId, via: 'resolved' };
+    }
+    // Never created again: the operator sees it in the failed set (a retry searches once more, it never creates).
+    this.opts.events?.onNotStored?.();
+    this.opts.events?.onFailed?.('not_stored', true);
+    log.warn({ settleMs: this.settleMs }, NOT_STORED_REASON);
+    throw new UnrecoverableError(NOT_STORED_REASON);
+  }
+
+  /** Puts the job back in the delayed set until the next search (without spending an attempt). */
+  private async searchLater(since: CreateMark, job: Job, token: string | undefined): Promise<never> {
+    const now = this.clock();
+    const step = Math.max(250, Math.min(2_000, Math.ceil(this.settleMs / 4)));
+    const wait = Math.max(1, Math.min(step, since.at + this.settleMs - now));
+    if (!token) throw new Error(`XSOAR search index may lag; searching again in ${wait} ms`);
+    await job.moveToDelayed(now + wait, token);
+    throw new DelayedError();
   }
 
   /** Turns a failure into what BullMQ should do with the job. */

@@ -23,6 +23,10 @@ export interface StateKeys {
   pollLock: string;
   /** Hash: outcome of the last poll (for readiness across replicas). */
   lastPoll: string;
+  /** String: present as long as Redis holds this deployment's state; its absence means Redis lost its data. */
+  marker: string;
+  /** String (JSON): since when Redis's records may be incomplete; sessions that began before are searched first. */
+  rebuild: string;
 }
 
 export function stateKeys(prefix: string): StateKeys {
@@ -35,6 +39,8 @@ export function stateKeys(prefix: string): StateKeys {
     ledger: `${base}:ledger`,
     pollLock: `${base}:poll-lock`,
     lastPoll: `${base}:last-poll`,
+    marker: `${base}:marker`,
+    rebuild: `${base}:rebuild`,
   };
 }
 

@@ -1,46 +1,135 @@
 import type { Redis } from 'ioredis';
 import type { StateKeys } from './keys.js';
 
+/** A create under way or accepted: when, and the incident's name (a key any XSOAR can search by). */
+export interface CreateMark {
+  at: number;
+  name: string | null;
+}
+
+export interface LedgerEntry {
+  /** The incident made for the session, once known. */
+  incidentId: string | null;
+  /** XSOAR accepted a create (2xx) without saying which incident it made: forwarded, id still unknown. */
+  accepted: CreateMark | null;
+  /** A create whose outcome is unknown (crash, timeout, lost answer, 5xx). */
+  inFlight: CreateMark | null;
+  /** The operator asked for the incident to be created again (`replay --force`): no search for an old one. */
+  forced: boolean;
+}
+
+// Marks the session in flight only while the job's BullMQ lock still holds this process's token.
+const CLAIM = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+return 1`;
+const OWNS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0`;
+
+function parseMark(value: string | null | undefined): CreateMark | null {
+  if (value === null || value === undefined) return null;
+  // Older marks are a bare epoch-ms number.
+  if (/^\d+$/.test(value)) return { at: Number(value), name: null };
+  try {
+    const parsed = JSON.parse(value) as { at?: unknown; name?: unknown };
+    return { at: typeof parsed.at === 'number' ? parsed.at : 0, name: typeof parsed.name === 'string' ? parsed.name : null };
+  } catch {
+    return { at: 0, name: null };
+  }
+}
+
+const markValue = (mark: CreateMark): string => JSON.stringify(mark);
+
 /**
  * The exactly-once record: session id → XSOAR incident id, written right after XSOAR accepted the
  * incident and read before every create. Beside it, an "in flight" mark written just before each
  * create: if a create's outcome is unknown (crash, timeout, lost response, 5xx), the mark survives and
- * the next attempt searches XSOAR before creating again.
+ * the next attempt searches XSOAR before creating again. A create XSOAR accepted without an incident id
+ * is "accepted": forwarded, never created again, its id looked up by search.
  */
 export class Ledger {
   private readonly inflightKey: string;
+  private readonly acceptedKey: string;
+  private readonly forcedKey: string;
 
   constructor(
     private readonly redis: Redis,
     private readonly keys: StateKeys,
   ) {
     this.inflightKey = `${keys.ledger}:inflight`;
+    this.acceptedKey = `${keys.ledger}:accepted`;
+    this.forcedKey = `${keys.ledger}:forced`;
   }
 
+  /** The incident id, once known. */
   async incidentFor(sessionId: string): Promise<string | null> {
     return this.redis.hget(this.keys.ledger, sessionId);
   }
 
-  /** The incident already made for the session and the start of an unfinished create, in one round trip. */
-  async lookup(sessionId: string): Promise<{ incidentId: string | null; inFlightSince: number | null }> {
-    const replies = (await this.redis.pipeline().hget(this.keys.ledger, sessionId).hget(this.inflightKey, sessionId).exec()) ?? [];
+  /** True when the session was forwarded: its incident is known, or XSOAR accepted it without an id. */
+  async isForwarded(sessionId: string): Promise<boolean> {
+    const [id, accepted] = await Promise.all([this.redis.hexists(this.keys.ledger, sessionId), this.redis.hexists(this.acceptedKey, sessionId)]);
+    return id === 1 || accepted === 1;
+  }
+
+  /** Everything the ledger knows about the session, in one round trip. */
+  async lookup(sessionId: string): Promise<LedgerEntry> {
+    const replies =
+      (await this.redis
+        .pipeline()
+        .hget(this.keys.ledger, sessionId)
+        .hget(this.acceptedKey, sessionId)
+        .hget(this.inflightKey, sessionId)
+        .hexists(this.forcedKey, sessionId)
+        .exec()) ?? [];
     for (const [err] of replies) if (err) throw err;
-    const incidentId = (replies[0]?.[1] as string | null | undefined) ?? null;
-    const inFlight = (replies[1]?.[1] as string | null | undefined) ?? null;
-    return { incidentId, inFlightSince: inFlight === null ? null : Number(inFlight) };
+    const value = (i: number): string | null => (replies[i]?.[1] as string | null | undefined) ?? null;
+    return { incidentId: value(0), accepted: parseMark(value(1)), inFlight: parseMark(value(2)), forced: replies[3]?.[1] === 1 };
   }
 
-  /** Records the incident and clears the in-flight mark in one step. */
+  /** Records the incident and clears the other marks in one step. */
   async record(sessionId: string, incidentId: string): Promise<void> {
-    await this.redis.multi().hset(this.keys.ledger, sessionId, incidentId).hdel(this.inflightKey, sessionId).exec();
+    await this.redis
+      .multi()
+      .hset(this.keys.ledger, sessionId, incidentId)
+      .hdel(this.inflightKey, sessionId)
+      .hdel(this.acceptedKey, sessionId)
+      .hdel(this.forcedKey, sessionId)
+      .exec();
   }
 
+  /** XSOAR answered 2xx without an incident id: the session is forwarded; its id is still to be found. */
+  async markAccepted(sessionId: string, mark: CreateMark): Promise<void> {
+    await this.redis.multi().hset(this.acceptedKey, sessionId, markValue(mark)).hdel(this.inflightKey, sessionId).exec();
+  }
+
+  /** Sessions forwarded whose incident id is not known yet. */
+  async acceptedCount(): Promise<number> {
+    return this.redis.hlen(this.acceptedKey);
+  }
+
+  /**
+   * Forgets the session's incident so it is created again (`replay --force`, for incidents lost on the XSOAR
+   * side): the next create does not look for the old one, even while Redis's records are in doubt.
+   */
   async forget(sessionId: string): Promise<void> {
-    await this.redis.hdel(this.keys.ledger, sessionId);
+    await this.redis.multi().hdel(this.keys.ledger, sessionId).hdel(this.acceptedKey, sessionId).hset(this.forcedKey, sessionId, '1').exec();
   }
 
-  async markInFlight(sessionId: string, at: number): Promise<void> {
-    await this.redis.hset(this.inflightKey, sessionId, String(at));
+  async markInFlight(sessionId: string, mark: CreateMark): Promise<void> {
+    await this.redis.hset(this.inflightKey, sessionId, markValue(mark));
+  }
+
+  /**
+   * Claims the create for the holder of a job lock: marks the session in flight only if `lockKey` still holds
+   * `token`, atomically. False: another process owns the job now and this one must not create.
+   */
+  async claim(sessionId: string, lockKey: string, token: string, mark: CreateMark): Promise<boolean> {
+    const ok = await this.redis.eval(CLAIM, 2, lockKey, this.inflightKey, token, sessionId, markValue(mark));
+    return ok === 1;
+  }
+
+  /** True while `lockKey` still holds `token`. */
+  async owns(lockKey: string, token: string): Promise<boolean> {
+    return (await this.redis.eval(OWNS, 1, lockKey, token)) === 1;
   }
 
   /** The create definitely did not happen (refused, rate limited, never connected). */

@@ -65,6 +65,16 @@ export class PollScheduler {
   }
 
   /**
+   * Creates the poll schedule again (idempotent: one scheduler id for the deployment). Needed when Redis lost its
+   * data while the daemon runs: the schedule lives in Redis, and without it polling would stop for good.
+   */
+  async ensureSchedule(): Promise<void> {
+    if (!this.queue) return;
+    await this.queue.setGlobalConcurrency(1);
+    await this.queue.upsertJobScheduler(POLL_SCHEDULER_ID, { every: this.opts.intervalMs }, { name: 'poll', data: {} });
+  }
+
+  /**
    * Stops taking poll jobs; a poll in progress finishes first unless `force` (bounded by the caller's
    * deadline). An abandoned poll is harmless: the checkpoint only moves at the end of a poll.
    */

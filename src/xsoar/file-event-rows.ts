@@ -1,5 +1,5 @@
 import type { FileEvent } from '../code42/schemas.js';
-import type { GridRow } from './incident-request.js';
+import type { GridRow, JsonValue } from './incident-request.js';
 
 type Json = Record<string, unknown>;
 
@@ -20,8 +20,25 @@ function list(value: unknown, pick?: (item: Json) => unknown): string | undefine
 }
 
 /**
- * One row of the stock pack's `code42fileevents` grid from a v2 file event. The grid's columns are the
- * v1 flat names (lowercased); v2 events are nested, so each column is read from its v2 home.
+ * A key as XSOAR's ConvertKeysToTableFieldFormat transformer makes it (the stock mapper applies it to each
+ * file event): lower-cased, every character that is not a letter or a digit removed (`@timestamp` → `timestamp`).
+ */
+export function tableFieldKey(key: string): string {
+  return key.replace(/[^\p{L}\p{N}]/gu, '').toLowerCase();
+}
+
+/** The device's host name, only when the event happened on a device (a cloud service's name is no host). */
+function hostName(e: Json, source: Json): string | undefined {
+  const ev = obj(e.event);
+  const onDevice = str(source.category)?.toLowerCase() === 'device' || str(ev.observer)?.toLowerCase() === 'endpoint';
+  return onDevice ? str(source.name) : undefined;
+}
+
+/**
+ * One row of the stock pack's `code42fileevents` grid from a v2 file event, in both shapes its consumers read:
+ * the event as the stock mapper stores it (top-level keys converted by ConvertKeysToTableFieldFormat, nested
+ * objects kept: `row.file.name`, `row.event.id`), plus the V1 flat columns filled from it (`filename`,
+ * `filepath`, `exposure`, `oshostname` …) for the grid and the playbook's e-mail and CrowdStrike steps.
  */
 export function fileEventRow(event: FileEvent): GridRow {
   const e = event as Json;
@@ -43,14 +60,15 @@ export function fileEventRow(event: FileEvent): GridRow {
     eventtype: str(ev.action),
     exposure: str(destination.category) ?? str(ev.vector),
     filename: str(file.name),
-    filepath: str(file.directory),
+    // A cloud file has no directory; where it lives is its URL (what the V1 column held for cloud events).
+    filepath: str(file.directory) ?? str(file.url),
     filesize: typeof file.sizeInBytes === 'number' ? file.sizeInBytes : undefined,
     filecategory: str(file.category),
     md5checksum: str(hash.md5),
     sha256checksum: str(hash.sha256),
     deviceusername: str(user.email),
     actor: str(user.email),
-    oshostname: str(source.name),
+    oshostname: hostName(e, source),
     privateipaddresses: list(source.privateIp),
     publicipaddress: str(source.ip),
     removablemediavendor: str(media.vendor),
@@ -70,6 +88,10 @@ export function fileEventRow(event: FileEvent): GridRow {
     riskseverity: str(obj(e.risk).severity),
   };
   const row: GridRow = {};
+  for (const [key, value] of Object.entries(e)) {
+    const column = tableFieldKey(key);
+    if (column !== '' && value !== undefined) row[column] = value as JsonValue;
+  }
   for (const [key, value] of Object.entries(cells)) if (value !== undefined) row[key] = value;
   return row;
 }

@@ -22,6 +22,10 @@ export interface MappingOptions {
   playbookId: string | null;
   includeFiles: boolean;
   maxFileEvents: number;
+  /** `sourceBrand` of the incidents (the stock "Close Related" job searches `sourceBrand:Code42`). */
+  sourceBrand: string;
+  /** Largest create body in bytes: file events beyond it are left out and counted. */
+  maxBodyBytes: number;
 }
 
 /** Thrown when a session lacks what an incident needs. */
@@ -50,7 +54,7 @@ export function pythonIsoFormat(epochMs: number): string {
  * (name, occurred, rawJSON with the added keys) and its classifier and mapper (type, severity,
  * `code42*` fields) in one step. See xsoar-api.md §7.3–§7.5.
  */
-export function mapSessionToIncident(session: Session, enrichment: Enrichment, opts: MappingOptions): IncidentRequest {
+export function mapSessionToIncident(session: Session, enrichment: Enrichment, opts: MappingOptions, budgetLimit?: number): IncidentRequest {
   const sessionId = session.sessionId;
   // Without a state history the state is left empty (such a session passes no state filter; replay may send it).
   const state = currentState(session) ?? '';
@@ -67,8 +71,10 @@ export function mapSessionToIncident(session: Session, enrichment: Enrichment, o
   // With files, the stock integration prefixes the summary with the number of events.
   const summary = opts.includeFiles ? `${enrichment.eventsTotal} ${baseSummary}` : baseSummary;
 
-  const shown = opts.includeFiles ? enrichment.events.slice(0, opts.maxFileEvents) : [];
+  const limit = Math.min(opts.maxFileEvents, budgetLimit ?? Number.POSITIVE_INFINITY);
+  const shown = opts.includeFiles ? enrichment.events.slice(0, limit) : [];
   const omitted = opts.includeFiles ? Math.max(0, enrichment.eventsTotal - shown.length) : 0;
+  const trimmedForSize = budgetLimit !== undefined && budgetLimit < Math.min(opts.maxFileEvents, enrichment.events.length);
 
   const raw: Record<string, unknown> = {
     ...session,
@@ -96,6 +102,8 @@ export function mapSessionToIncident(session: Session, enrichment: Enrichment, o
     raw.fileevents_version = '2';
     raw.fileevents_total = enrichment.eventsTotal;
     raw.fileevents_omitted = omitted;
+    raw.fileevents_shown = shown.length;
+    if (trimmedForSize) raw.fileevents_trimmed_for = `XSOAR_MAX_BODY ${opts.maxBodyBytes} bytes`;
     customFields.code42fileevents = shown.map(fileEventRow);
     customFields.code42fileeventsversion = '2';
   }
@@ -105,7 +113,8 @@ export function mapSessionToIncident(session: Session, enrichment: Enrichment, o
     ruleNames ? `Rules: ${ruleNames}.` : 'Rules: none with a name (deleted or unnamed).',
     opts.includeFiles
       ? omitted > 0
-        ? `File events: ${shown.length} of ${enrichment.eventsTotal} shown; ${omitted} more in Code42 (${alertUrl}).`
+        ? `File events: ${shown.length} of ${enrichment.eventsTotal} shown; ${omitted} more in Code42 (${alertUrl})` +
+          (trimmedForSize ? `; the rest would exceed the create size limit of ${opts.maxBodyBytes} bytes.` : '.')
         : `File events: ${enrichment.eventsTotal}.`
       : '',
   ]
@@ -122,6 +131,7 @@ export function mapSessionToIncident(session: Session, enrichment: Enrichment, o
     labels: [{ type: SESSION_LABEL, value: sessionId }],
     CustomFields: customFields,
     dbotMirrorId: sessionId,
+    sourceBrand: opts.sourceBrand,
     createInvestigation: opts.createInvestigation,
   };
   if (opts.playbookId) incident.playbookId = opts.playbookId;

@@ -1,5 +1,11 @@
-/** A grid row of an incident field: lowercase alphanumeric column keys, scalar cells. */
-export type GridRow = Record<string, string | number | boolean>;
+/** A JSON value as XSOAR stores it in a grid cell. */
+export type JsonValue = string | number | boolean | null | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * A grid row of an incident field: lowercase alphanumeric column keys. The `code42fileevents` rows carry the
+ * nested V2 event (objects kept) beside the flat V1 columns, as the stock mapper and playbook read them.
+ */
+export type GridRow = Record<string, JsonValue>;
 
 /** The body of POST /incident as this daemon sends it (swagger `CreateIncidentRequest`). */
 export interface IncidentRequest {
@@ -16,6 +22,8 @@ export interface IncidentRequest {
   /** Keyed by field cliName. */
   CustomFields: Record<string, string | number | GridRow[]>;
   dbotMirrorId: string;
+  /** Shown as the incident's source; the stock "Close Related" job finds Code42 incidents by it. */
+  sourceBrand: string;
   createInvestigation: boolean;
   playbookId?: string;
 }

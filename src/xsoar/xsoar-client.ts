@@ -21,6 +21,7 @@ export interface FoundIncident {
   dbotMirrorId?: string;
   labels?: Array<{ type?: unknown; value?: unknown }>;
   CustomFields?: Record<string, unknown>;
+  rawJSON?: unknown;
 }
 
 /** Errors that mean "never connected": the request cannot have reached XSOAR. */
@@ -53,9 +54,12 @@ export class XsoarClient {
         headers: { 'content-type': 'application/json' },
         hooks: {
           beforeRequest: [
-            (options) => {
+            async (options) => {
               // Fresh headers for every attempt: an advanced key's nonce must never repeat.
               for (const [name, value] of Object.entries(authHeaders(creds))) options.headers[name] = value;
+              // The caller's last check before the request leaves (a create verifies it still owns its job).
+              const beforeSend = (options.context as { beforeSend?: () => Promise<void> }).beforeSend;
+              if (beforeSend) await beforeSend();
             },
           ],
           afterResponse: [
@@ -82,31 +86,61 @@ export class XsoarClient {
     );
   }
 
-  /** POST /incident. Resolves with the new incident's id. */
-  async createIncident(body: IncidentRequest, signal?: AbortSignal): Promise<{ id: string }> {
-    const parsed = await this.postJson('incident', 'incident.create', body, { signal, ambiguousOnFailure: true });
+  /**
+   * POST /incident. Resolves with the new incident's id, or `null` when XSOAR accepted the create (2xx) without
+   * saying which incident it made (XSOAR 8 SaaS / XSIAM, or a pre-process rule): the incident may exist, and
+   * the caller must look it up instead of creating it again.
+   */
+  async createIncident(
+    body: IncidentRequest | string,
+    signal?: AbortSignal,
+    beforeSend?: () => Promise<void>,
+  ): Promise<{ id: string | null }> {
+    const text = typeof body === 'string' ? body : JSON.stringify(body);
+    const parsed = await this.request('incident', 'incident.create', { method: 'POST', body: text, signal, ambiguousOnFailure: true, beforeSend });
     const id = (parsed as { id?: unknown } | null)?.id;
     if ((typeof id === 'string' && id !== '') || typeof id === 'number') return { id: String(id) };
-    // A 2xx without an id: the incident may or may not exist, so the next attempt must search first.
-    const partial = (parsed as { error?: unknown } | null)?.error;
-    throw new XsoarUnavailableError(
-      `XSOAR answered the create without an incident id${partial ? `: ${String(partial)}` : ''}`,
-      true,
-    );
+    return { id: null };
   }
 
   /**
-   * Incidents of `incidentType` made for `sessionId`: searched by dbotMirrorId, then by the session
-   * label (servers that drop a client-supplied dbotMirrorId). Each hit is checked client-side.
+   * Incidents of `incidentType` made for `sessionId`, searched by every key the incident carries, in order of
+   * evidence: the label query public code uses, `dbotMirrorId`, the session id in `details`, and the exact name
+   * (what demisto-sdk does when a create answers without an id). A form this server answers with 400 or with
+   * nothing counts as "not supported here" and the next one is tried. Each hit is checked client-side.
    */
-  async findIncidentsForSession(sessionId: string, incidentType: string, signal?: AbortSignal): Promise<FoundIncident[]> {
-    const quoted = JSON.stringify(sessionId);
-    for (const query of [`dbotMirrorId:${quoted}`, `${SESSION_LABEL}:${quoted}`]) {
-      const hits = await this.search({ query, page: 0, size: 10 }, signal);
+  async findIncidentsForSession(
+    sessionId: string,
+    incidentType: string,
+    signal?: AbortSignal,
+    keys: { name?: string | undefined } = {},
+  ): Promise<FoundIncident[]> {
+    for (const filter of sessionSearchFilters(sessionId, keys.name)) {
+      let hits: FoundIncident[];
+      try {
+        hits = await this.search(filter, signal);
+      } catch (err) {
+        if (err instanceof XsoarRejectedError && err.statusCode === 400) continue;
+        throw err;
+      }
       const mine = hits.filter((inc) => isIncidentFor(inc, sessionId) && (!inc.type || inc.type === incidentType || inc.type === 'Unclassified'));
       if (mine.length > 0) return mine;
     }
     return [];
+  }
+
+  /**
+   * Whether XSOAR holds any incident this forwarder made (the session label, any value): true, false, or null
+   * when this server cannot answer the label query (400).
+   */
+  async holdsAnyForwardedIncident(signal?: AbortSignal): Promise<boolean | null> {
+    try {
+      const hits = await this.search({ query: `labels.type:${SESSION_LABEL}`, page: 0, size: 1 }, signal);
+      return hits.length > 0;
+    } catch (err) {
+      if (err instanceof XsoarRejectedError && err.statusCode === 400) return null;
+      throw err;
+    }
   }
 
   async search(filter: Record<string, unknown>, signal?: AbortSignal): Promise<FoundIncident[]> {
@@ -124,6 +158,35 @@ export class XsoarClient {
     return parsed as Record<string, unknown>;
   }
 
+  /**
+   * What `check` reads to test a key and the configuration, through the paths real clients use: on XSOAR 8
+   * `/xsoar/about` (demisto-py) and `GET /xsoar/user` (the Core REST API integration's test), then the public
+   * prefix; on XSOAR 6 the root. Each throws the usual errors (auth, not found as XsoarRejectedError 404).
+   */
+  async probe(what: 'about' | 'user' | 'incidenttypes'): Promise<unknown> {
+    const path = what === 'incidenttypes' ? 'incidenttype' : what;
+    return this.request(path, `check.${what}`, { method: 'GET', ambiguousOnFailure: false }, this.checkPrefixes());
+  }
+
+  /** Playbooks matching `query` (`POST /playbook/search`), as `{id, name}`. */
+  async searchPlaybooks(query: string): Promise<Array<{ id: string; name: string }>> {
+    const parsed = await this.request(
+      'playbook/search',
+      'check.playbooks',
+      { method: 'POST', body: JSON.stringify({ query, page: 0, size: 50 }), ambiguousOnFailure: false },
+      this.checkPrefixes(),
+    );
+    const list = (parsed as { playbooks?: unknown } | null)?.playbooks;
+    if (!Array.isArray(list)) return [];
+    return list
+      .filter((p): p is { id?: unknown; name?: unknown } => !!p && typeof p === 'object')
+      .map((p) => ({ id: String(p.id ?? ''), name: String(p.name ?? '') }));
+  }
+
+  private checkPrefixes(): string[] {
+    return this.prefixes.length > 1 || this.prefixes[0] !== '' ? ['xsoar/', 'xsoar/public/v1/'] : [''];
+  }
+
   private postJson(path: string, endpoint: string, body: unknown, opts: { signal?: AbortSignal | undefined; ambiguousOnFailure: boolean }): Promise<unknown> {
     return this.request(path, endpoint, { method: 'POST', body: JSON.stringify(body), ...opts });
   }
@@ -131,29 +194,45 @@ export class XsoarClient {
   private async request(
     path: string,
     endpoint: string,
-    opts: { method: 'GET' | 'POST'; body?: string; signal?: AbortSignal | undefined; ambiguousOnFailure: boolean },
+    opts: { method: 'GET' | 'POST'; body?: string; signal?: AbortSignal | undefined; ambiguousOnFailure: boolean; beforeSend?: (() => Promise<void>) | undefined },
+    fixedPrefixes?: string[],
   ): Promise<unknown> {
-    for (let i = 0; i < this.prefixes.length; i++) {
-      const prefix = this.prefixes[i] as string;
+    const prefixes = fixedPrefixes ?? this.prefixes;
+    // An error of the caller's own last check is the caller's, not a failed request: it goes back as it is.
+    let refused: { error: unknown } | undefined;
+    const callerCheck = opts.beforeSend;
+    const beforeSend = callerCheck
+      ? async (): Promise<void> => {
+          try {
+            await callerCheck();
+          } catch (error) {
+            refused = { error };
+            throw error;
+          }
+        }
+      : undefined;
+    for (let i = 0; i < prefixes.length; i++) {
+      const prefix = prefixes[i] as string;
       try {
         const res = await withBodyLimit(
           this.http(`${prefix}${path}`, {
             method: opts.method,
             ...(opts.body !== undefined ? { body: opts.body } : {}),
             ...(opts.signal ? { signal: opts.signal } : {}),
-            context: { endpoint },
+            context: { endpoint, ...(beforeSend ? { beforeSend } : {}) },
           }),
           this.maxResponseBytes,
         );
-        if (i > 0) this.prefixes = this.prefixes.slice(i);
+        if (i > 0 && !fixedPrefixes) this.prefixes = this.prefixes.slice(i);
         try {
           return parseUntrustedJson(res.body);
         } catch {
           throw new XsoarResponseError(`XSOAR ${endpoint} answered with a body that is not JSON (content-type ${res.headers['content-type'] ?? 'none'}): is XSOAR_URL the API URL?`);
         }
       } catch (err) {
+        if (refused) throw refused.error;
         // A 404 on the documented public prefix: this server has the path under /xsoar only.
-        if (err instanceof HTTPError && err.response.statusCode === 404 && i + 1 < this.prefixes.length) continue;
+        if (err instanceof HTTPError && err.response.statusCode === 404 && i + 1 < prefixes.length) continue;
         throw translateError(err, endpoint, opts.ambiguousOnFailure);
       }
     }
@@ -161,10 +240,35 @@ export class XsoarClient {
   }
 }
 
+/** The search filters that find a session's incident, best evidenced first. */
+export function sessionSearchFilters(sessionId: string, name?: string): Array<Record<string, unknown>> {
+  const quoted = JSON.stringify(sessionId);
+  const filters: Array<Record<string, unknown>> = [
+    { query: `labels.type:${SESSION_LABEL} and labels.value:${quoted}`, page: 0, size: 10 },
+    { query: `dbotMirrorId:${quoted}`, page: 0, size: 10 },
+    { query: `details:${quoted}`, page: 0, size: 10 },
+  ];
+  // Names repeat across sessions ("Code42 - 3 files …"): take many and keep the one that is ours.
+  if (name) filters.push({ name: [name], page: 0, size: 100, sort: [{ field: 'created', asc: false }] });
+  return filters;
+}
+
 function isIncidentFor(inc: FoundIncident, sessionId: string): boolean {
   if (inc.dbotMirrorId === sessionId) return true;
   if (inc.CustomFields && inc.CustomFields.code42alertid === sessionId) return true;
-  return (inc.labels ?? []).some((l) => l.type === SESSION_LABEL && l.value === sessionId);
+  if ((inc.labels ?? []).some((l) => l.type === SESSION_LABEL && l.value === sessionId)) return true;
+  return rawSessionId(inc.rawJSON) === sessionId;
+}
+
+/** The `sessionId` of an incident's rawJSON (the session as forwarded), if it has one. */
+function rawSessionId(rawJSON: unknown): string | undefined {
+  if (typeof rawJSON !== 'string' || rawJSON === '') return undefined;
+  try {
+    const raw = parseUntrustedJson(rawJSON) as { sessionId?: unknown } | null;
+    return raw && typeof raw.sessionId === 'string' ? raw.sessionId : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** XSOAR's error body `{id, status, title, detail, error}` as one quoted line. */

@@ -1,12 +1,12 @@
 /**
  * The XSOAR simulator answers `POST /incidents/search` by scanning every stored incident. That is right
  * for tests, but after a long outage every retried job searches once or twice before creating
- * (dbotMirrorId, then the code42sessionid label), and with 100,000 stored incidents the scans would
+ * (the code42sessionid label query, dbotMirrorId, …), and with 100,000 stored incidents the scans would
  * make the bench measure the simulator instead of the daemon. Real XSOAR answers these exact-id
  * queries from an index.
  *
  * `indexXsoarSearch` gives one simulator instance the same fast path: a query that is exactly one
- * quoted `dbotMirrorId:"…"` or `code42sessionid:"…"` term (nothing else in the filter but page and size)
+ * quoted `dbotMirrorId:"…"` or `code42sessionid:"…"` term, or `labels.type:code42sessionid and labels.value:"…"` (nothing else in the filter but page and size)
  * is answered from a map kept up to date with the stored incidents, with the same matching rules
  * (whole value, case-insensitive), order (creation order) and body as the scan. Every other search
  * goes to the simulator's own code. When the simulator's internals are not what this expects, the
@@ -51,6 +51,14 @@ function exactLookup(body: unknown): { key: string; page: number; size: number }
   try {
     node = parseQuery(query);
   } catch {
+    return undefined;
+  }
+  // The label query the daemon sends first: `labels.type:code42sessionid and labels.value:"<id>"`.
+  if (node.kind === 'and' && node.left.kind === 'term' && node.right.kind === 'term') {
+    const [type, value] = [node.left, node.right];
+    if (type.field?.toLowerCase() === 'labels.type' && type.value.toLowerCase() === 'code42sessionid' && type.op === ':' && value.field?.toLowerCase() === 'labels.value' && value.op === ':' && value.quoted) {
+      return { key: `code42sessionid\u0000${value.value.toLowerCase()}`, page: page as number, size: size as number };
+    }
     return undefined;
   }
   if (node.kind !== 'term' || node.field === null || node.op !== ':' || !node.quoted) return undefined;

@@ -5,7 +5,7 @@
  */
 import { Redis } from 'ioredis';
 import { Code42Simulator, generateTenant, type Code42SimulatorOptions, type TenantOptions, type WireSession } from '../sims/code42/index.js';
-import { XsoarSimulator, type XsoarSimulatorOptions } from '../sims/xsoar/index.js';
+import { XsoarSimulator, type StoredIncident, type XsoarSimulatorOptions } from '../sims/xsoar/index.js';
 import { startDaemon, type DaemonProcess, type RunResult } from '../helpers/daemon-process.js';
 import { expectedIncident } from '../helpers/expected-incident.js';
 import { freePort } from '../helpers/ports.js';
@@ -119,6 +119,11 @@ export class FaultRun {
     return daemon;
   }
 
+  /** Sends a signal to a running daemon (SIGSTOP/SIGCONT freeze and resume it). */
+  signal(slot: number, signal: NodeJS.Signals): void {
+    this.daemons.get(slot)?.child.kill(signal);
+  }
+
   port(slot = 0): number {
     return this.ports.get(slot) ?? 0;
   }
@@ -151,7 +156,7 @@ export class FaultRun {
       (queue) =>
         waitFor(
           async () => {
-            const got = new Set(this.xsoar.incidents().map((i) => i.dbotMirrorId));
+            const got = new Set(this.xsoar.incidents().map(sessionOfIncident));
             const missing = [...expected].filter((id) => !got.has(id));
             if (missing.length === 0) return true;
             if (missing.length > 20) return false;
@@ -169,13 +174,13 @@ export class FaultRun {
     const sessions = this.expectedSessions();
     const incidents = this.xsoar.incidents();
     const byMirror = new Map<string, number>();
-    for (const i of incidents) byMirror.set(i.dbotMirrorId ?? '', (byMirror.get(i.dbotMirrorId ?? '') ?? 0) + 1);
+    for (const i of incidents) byMirror.set(sessionOfIncident(i), (byMirror.get(sessionOfIncident(i)) ?? 0) + 1);
     const actors = new Map(this.code42.actors().map((a) => [a.actorId, a]));
     const rules = new Map(this.code42.rules().map((r) => [r.id, r]));
     const consoleUrl = new URL(this.code42.url).origin;
     const wrongFields: string[] = [];
     for (const s of sessions) {
-      const inc = incidents.find((i) => i.dbotMirrorId === s.sessionId);
+      const inc = incidents.find((i) => sessionOfIncident(i) === s.sessionId);
       if (!inc) continue;
       const want = expectedIncident(s, this.code42.eventsOf(s.sessionId), actors, rules, consoleUrl);
       const cf = inc.CustomFields;
@@ -242,6 +247,12 @@ export class FaultRun {
     await Promise.all([this.code42.close(), this.xsoar.close()]);
     await this.redis.destroy();
   }
+}
+
+/** The session an incident was made for, whether or not the server kept its dbotMirrorId. */
+export function sessionOfIncident(inc: StoredIncident): string {
+  const alertId = inc.CustomFields.code42alertid;
+  return typeof alertId === 'string' ? alertId : (inc.request.dbotMirrorId ?? '');
 }
 
 export function pause(ms: number): Promise<void> {

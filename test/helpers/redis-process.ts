@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +77,13 @@ export class RedisProcess {
     child.kill(signal);
     await exited;
     this.child = undefined;
+  }
+
+  /** Stops, deletes every data file, starts again on the same port: a restart that lost everything (no AOF). */
+  async restartEmpty(): Promise<void> {
+    await this.stop('SIGKILL');
+    for (const entry of readdirSync(this.dir)) rmSync(join(this.dir, entry), { recursive: true, force: true });
+    await this.start();
   }
 
   async destroy(): Promise<void> {

@@ -15,6 +15,13 @@
  *   XSOAR_API_KEY          API key the XSOAR simulator accepts                     (default xsoar-sim-api-key-0123456789)
  *   XSOAR_API_KEY_ID       when set, the XSOAR simulator behaves as XSOAR 8 and requires this key ID
  *   TRICKLE_PER_SEC        add this many new sessions per second while running, fractions allowed (default 0)
+ *   XSOAR_PESSIMISTIC      1: every real-server reading below at its worst (no create id, dbotMirrorId not kept,
+ *                          strict query language, 3 s index lag); the single switches override it
+ *   XSOAR_CREATE_ANSWER    incident | noId | null | empty: what a successful create answers (default incident)
+ *   XSOAR_KEEP_MIRROR_ID   0: the server does not keep a client-supplied dbotMirrorId (default 1)
+ *   XSOAR_STRICT_QUERY     1: unknown query fields match nothing, unparsable queries answer 400 (default 0)
+ *   XSOAR_INDEX_LAG_MS     search sees an incident only this long after it was stored (default 0)
+ *   XSOAR_PREPROCESS_DROP  fraction of creates a pre-process rule drops: 2xx, nothing stored (default 0)
  *
  * Prints the URLs (and the env that points the forwarder at them), then runs until SIGINT or SIGTERM.
  * The defaults are the ones `npm run demo` uses, which imports `SIM_DEFAULTS` and `demoTenant` from here.
@@ -22,7 +29,7 @@
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Code42Simulator, generateTenant, type GeneratedTenant } from './code42/index.js';
-import { XsoarSimulator } from './xsoar/index.js';
+import { XsoarSimulator, type XsoarSimulatorOptions } from './xsoar/index.js';
 
 export const SIM_DEFAULTS = {
   code42ClientId: 'key-sim-client',
@@ -115,6 +122,22 @@ function envSim(): SimChoice {
   throw new EnvError(`SIM=${value}: expected code42, xsoar or both`);
 }
 
+const CREATE_ANSWERS = ['incident', 'noId', 'null', 'empty'] as const;
+
+/** The switchable real-server behaviours of the XSOAR simulator, from the environment. */
+export function xsoarModesFromEnv(): Partial<XsoarSimulatorOptions> {
+  const pessimistic = envString('XSOAR_PESSIMISTIC', '0') === '1';
+  const answer = envString('XSOAR_CREATE_ANSWER', pessimistic ? 'noId' : 'incident');
+  if (!(CREATE_ANSWERS as readonly string[]).includes(answer)) throw new EnvError(`XSOAR_CREATE_ANSWER=${answer}: expected ${CREATE_ANSWERS.join(', ')}`);
+  return {
+    createAnswer: answer as (typeof CREATE_ANSWERS)[number],
+    keepDbotMirrorId: envString('XSOAR_KEEP_MIRROR_ID', pessimistic ? '0' : '1') !== '0',
+    strictQuery: envString('XSOAR_STRICT_QUERY', pessimistic ? '1' : '0') === '1',
+    indexLagMs: envNumber('XSOAR_INDEX_LAG_MS', pessimistic ? 3_000 : 0, { min: 0, max: 600_000, integer: true }),
+    preProcessDropRate: envNumber('XSOAR_PREPROCESS_DROP', 0, { min: 0, max: 1, integer: false }),
+  };
+}
+
 async function serve(): Promise<void> {
   const sim = envSim();
   const host = envString('HOST', '127.0.0.1');
@@ -160,7 +183,7 @@ async function serve(): Promise<void> {
     }
   }
   if (sim !== 'code42') {
-    xsoar = new XsoarSimulator(apiKeyId === undefined ? { apiKey, host, port: xsoarPort } : { apiKey, apiKeyId, host, port: xsoarPort });
+    xsoar = new XsoarSimulator({ ...(apiKeyId === undefined ? { apiKey, host, port: xsoarPort } : { apiKey, apiKeyId, host, port: xsoarPort }), ...xsoarModesFromEnv() });
     await xsoar.start();
     console.log(`xsoar simulator   ${xsoar.url}  (XSOAR ${apiKeyId === undefined ? '6' : '8'})`);
   }

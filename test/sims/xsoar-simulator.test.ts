@@ -412,3 +412,78 @@ describe('XSOAR simulator faults', () => {
     assert.ok(Date.now() - started >= 55);
   });
 });
+
+describe('XSOAR simulator real-server readings', () => {
+  const auth = { authorization: KEY };
+
+  it('answers a create without an id, with null or with {} when told to, and still stores it', async () => {
+    for (const createAnswer of ['noId', 'null', 'empty'] as const) {
+      const sim = new XsoarSimulator({ apiKey: KEY, createAnswer });
+      await sim.start();
+      try {
+        const r = await call(`${sim.url}/incident`, { headers: auth, body: incident() });
+        assert.equal(r.status, 200);
+        assert.equal(r.body?.id, undefined, createAnswer);
+        assert.equal(sim.incidents().length, 1);
+      } finally {
+        await sim.close();
+      }
+    }
+  });
+
+  it('in strict mode matches only fields a server indexes, and answers 400 to a query it cannot parse', async () => {
+    const sim = new XsoarSimulator({ apiKey: KEY, strictQuery: true });
+    await sim.start();
+    try {
+      await call(`${sim.url}/incident`, { headers: auth, body: incident({ details: 'Code42 alert session sess-1 (high, OPEN).' }) });
+      const total = async (query: string): Promise<number> =>
+        (await call(`${sim.url}/incidents/search`, { headers: auth, body: { filter: { query, size: 5 } } })).body.total as number;
+      assert.equal(await total('labels.type:code42_session_id and labels.value:"sess-1"'), 1);
+      assert.equal(await total('details:"sess-1"'), 1);
+      assert.equal(await total('code42username:"jane@example.com"'), 1);
+      assert.equal(await total('code42_session_id:"sess-1"'), 0, 'a label type is no field');
+      assert.equal(await total('labels.code42_session_id:"sess-1"'), 0);
+      assert.equal(await total('"jane@example.com"'), 0, 'no free text');
+      const bad = await call(`${sim.url}/incidents/search`, { headers: auth, body: { filter: { query: 'details:"open', size: 1 } } });
+      assert.equal(bad.status, 400);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('hides an incident from search for indexLagMs, and drops creates at preProcessDropRate with a 200', async () => {
+    const sim = new XsoarSimulator({ apiKey: KEY, indexLagMs: 400 });
+    await sim.start();
+    try {
+      await call(`${sim.url}/incident`, { headers: auth, body: incident() });
+      const find = async (): Promise<number> =>
+        (await call(`${sim.url}/incidents/search`, { headers: auth, body: { filter: { query: 'labels.value:"sess-1"', size: 5 } } })).body.total as number;
+      assert.equal(await find(), 0);
+      await new Promise((resolve) => setTimeout(resolve, 450));
+      assert.equal(await find(), 1);
+      sim.setMode({ preProcessDropRate: 1 });
+      const dropped = await call(`${sim.url}/incident`, { headers: auth, body: incident() });
+      assert.equal(dropped.status, 200);
+      assert.equal(dropped.body, null);
+      assert.equal(sim.incidents().length, 1);
+      assert.equal(sim.droppedCount(), 1);
+    } finally {
+      await sim.close();
+    }
+  });
+
+  it('runs the after-store hook before answering', async () => {
+    const sim = new XsoarSimulator({ apiKey: KEY });
+    await sim.start();
+    try {
+      const seen: string[] = [];
+      sim.onStored((inc) => {
+        seen.push(inc.id);
+      });
+      const r = await call(`${sim.url}/incident`, { headers: auth, body: incident() });
+      assert.deepEqual(seen, [r.body.id]);
+    } finally {
+      await sim.close();
+    }
+  });
+});

@@ -382,6 +382,7 @@ export class Code42Simulator {
   private rateLimit: { requests: number; perMs: number } | null;
   private errorRate: number;
   private latencyMs: number;
+  private eventsHook: ((sessionId: string) => Promise<void> | void) | undefined;
 
   private totalCountMode: TotalCountMode;
   private stateFilter: StateFilterMode;
@@ -665,6 +666,14 @@ export class Code42Simulator {
     for (const state of states) this.knownStates.add(state);
   }
 
+  /**
+   * Awaits `hook` before answering a session's events request (`undefined` removes it): a test holds the call to
+   * freeze or kill the client mid-job at a known point.
+   */
+  onEventsRequest(hook: ((sessionId: string) => Promise<void> | void) | undefined): void {
+    this.eventsHook = hook;
+  }
+
   // -------------------------------------------------------------------------------------------------------------
   // Observability
 
@@ -708,6 +717,7 @@ export class Code42Simulator {
 
     let reply: Reply;
     try {
+      if (endpoint === 'sessions.events' && this.eventsHook) await this.eventsHook(decodeSegment(path.split('/')[3]));
       const body = await readBody(req, 1024 * 1024);
       reply = await this.process(req, method, path, new URLSearchParams(query), body, endpoint);
     } catch (err) {

@@ -233,6 +233,11 @@ export function parseQuery(query: string): QueryNode {
 export interface MatchOptions {
   /** Custom field cliNames that are not searchable (queries on them match nothing). */
   unsearchable?: Iterable<string>;
+  /**
+   * Only fields a real server is known to index: system fields, custom fields, `labels.type` and `labels.value`.
+   * A label type used as a field, `labels.<type>` and free text match nothing. @defaultValue false
+   */
+  strict?: boolean;
 }
 
 /** True when `incident` satisfies `node`. */
@@ -249,7 +254,7 @@ export function matchesQuery(node: QueryNode, incident: SearchableIncident, opts
       case 'not':
         return !evaluate(n.operand);
       case 'term':
-        return matchTerm(n, incident, unsearchable);
+        return matchTerm(n, incident, unsearchable, opts.strict ?? false);
     }
   };
   return evaluate(node);
@@ -391,8 +396,8 @@ function freeText(incident: SearchableIncident, term: TermNode): boolean {
   return contains(incident.name) || incident.labels.some((l) => contains(l.value)) || contains(incident.rawJSON);
 }
 
-function matchTerm(term: TermNode, incident: SearchableIncident, unsearchable: Set<string>): boolean {
-  if (term.field === null) return freeText(incident, term);
+function matchTerm(term: TermNode, incident: SearchableIncident, unsearchable: Set<string>, strict = false): boolean {
+  if (term.field === null) return !strict && freeText(incident, term);
   const field = term.field.toLowerCase();
   switch (field) {
     case 'id':
@@ -436,6 +441,13 @@ function matchTerm(term: TermNode, incident: SearchableIncident, unsearchable: S
       break;
   }
   if (unsearchable.has(field)) return false;
+  if (strict) {
+    // Custom fields only; anything else is a field this server does not know.
+    for (const [key, value] of Object.entries(incident.CustomFields)) {
+      if (key.toLowerCase() === field && matchCustomValue(value, term)) return true;
+    }
+    return false;
+  }
   if (field.startsWith('labels.')) {
     const labelType = field.slice('labels.'.length);
     return incident.labels.some((l) => l.type.toLowerCase() === labelType && matchString(l.value, term));

@@ -41,6 +41,23 @@ export interface XsoarSimulatorOptions {
   tls?: { key: string; cert: string };
   port?: number;
   host?: string;
+  /**
+   * What a successful create answers (XSOAR 8 SaaS / XSIAM may leave the id out): 'incident' the IncidentWrapper
+   * (default), 'noId' the wrapper without `id`, 'null' a JSON null, 'empty' `{}`.
+   */
+  createAnswer?: 'incident' | 'noId' | 'null' | 'empty';
+  /**
+   * Strict query language: only the fields a real server is known to index match (system fields, custom fields,
+   * `labels.type`/`labels.value`); a bare label type as a field (`code42sessionid:"…"`), `labels.<type>` and free
+   * text match nothing. A query it cannot parse answers 400 (in either mode). @defaultValue false
+   */
+  strictQuery?: boolean;
+  /** Search does not see an incident until this long after it was stored (a lagging index). @defaultValue 0 */
+  indexLagMs?: number;
+  /** Fraction of creates a pre-process rule drops: answered 200 with `null`, nothing stored. @defaultValue 0 */
+  preProcessDropRate?: number;
+  /** Incident types the server has. @defaultValue ['Code42 Security Alert', 'Unclassified'] */
+  incidentTypes?: string[];
 }
 
 export interface XsoarFaults {
@@ -147,7 +164,7 @@ const NONCE_TTL_MS = 10 * 60 * 1000;
 const MAX_SEARCH_SIZE = 1000;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
-type Endpoint = 'create' | 'search' | 'load' | 'about' | 'health' | 'unknown';
+type Endpoint = 'create' | 'search' | 'load' | 'about' | 'health' | 'user' | 'incidenttypes' | 'playbooks' | 'unknown';
 
 interface Route {
   endpoint: Endpoint;
@@ -246,7 +263,7 @@ export function normalizeRfc3339(value: string): string | undefined {
 export class XsoarSimulator {
   private readonly opts: XsoarSimulatorOptions;
   private readonly flavour: '6' | '8';
-  private readonly keepDbotMirrorId: boolean;
+  private keepDbotMirrorId: boolean;
   private readonly maxBodyBytes: number;
   private readonly unsearchable: string[];
   private server: SimServer | undefined;
@@ -264,6 +281,9 @@ export class XsoarSimulator {
   private readonly nonces = new Map<string, number>();
   private readonly timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   private readonly createHold = new CreateHold();
+  private afterStoreHook: ((incident: StoredIncident) => Promise<void> | void) | undefined;
+  private dropRandom: () => number;
+  private dropped = 0;
 
   constructor(opts: XsoarSimulatorOptions) {
     this.opts = { ...opts };
@@ -272,6 +292,26 @@ export class XsoarSimulator {
     this.maxBodyBytes = opts.maxBodyBytes ?? 50 * 1024 * 1024;
     this.unsearchable = opts.unsearchableFields ?? [...DEFAULT_UNSEARCHABLE_FIELDS];
     this.random = mulberry32(opts.seed ?? 7);
+    this.dropRandom = mulberry32((opts.seed ?? 7) + 1);
+  }
+
+  /**
+   * Runs `hook` after a create is stored and before it is answered (a test can kill the client there, so that
+   * the kill lands between XSOAR storing the incident and the client recording it). `undefined` removes it.
+   */
+  onStored(hook: ((incident: StoredIncident) => Promise<void> | void) | undefined): void {
+    this.afterStoreHook = hook;
+  }
+
+  /** Creates a pre-process rule dropped (answered 2xx, stored nowhere). */
+  droppedCount(): number {
+    return this.dropped;
+  }
+
+  /** Changes the switchable server behaviours while running. */
+  setMode(mode: Partial<Pick<XsoarSimulatorOptions, 'createAnswer' | 'strictQuery' | 'indexLagMs' | 'preProcessDropRate' | 'keepDbotMirrorId'>>): void {
+    Object.assign(this.opts, mode);
+    if (mode.keepDbotMirrorId !== undefined) this.keepDbotMirrorId = mode.keepDbotMirrorId;
   }
 
   /** Starts listening; resolves with `url`. */
@@ -430,6 +470,16 @@ export class XsoarSimulator {
         return answer(200, this.about());
       case 'health':
         return answer(200, { status: 'ok' });
+      case 'user':
+        return answer(200, { id: 'admin', username: 'admin', name: 'Admin', email: 'admin@example.com', roles: { demisto: ['Administrator'] } });
+      case 'incidenttypes':
+        return answer(200, [...this.knownTypes()].map((name) => ({ id: name, name, playbookId: TYPE_DEFAULT_PLAYBOOK[name] ?? '', autorun: name !== 'Unclassified' })));
+      case 'playbooks': {
+        // Every playbook id the server knows: the given list, or the type defaults.
+        const ids = this.opts.knownPlaybooks ?? Object.values(TYPE_DEFAULT_PLAYBOOK);
+        await this.readBodyLimited(req);
+        return answer(200, { total: ids.length, playbooks: ids.map((id) => ({ id, name: id })) });
+      }
       case 'load': {
         const inc = this.stored.find((i) => i.id === route.loadId);
         if (!inc) {
@@ -499,12 +549,19 @@ export class XsoarSimulator {
       '/incidents/search': ['search', 'POST'],
       '/about': ['about', 'GET'],
       '/health/server': ['health', 'GET'],
+      '/user': ['user', 'GET'],
+      '/incidenttype': ['incidenttypes', 'GET'],
+      '/playbook/search': ['playbooks', 'POST'],
     };
     const hit = simple[rest];
     if (hit) return { endpoint: hit[0], methodNotAllowed: method !== hit[1] };
     const load = /^\/incident\/load\/([^/]+)$/.exec(rest);
     if (load) return { endpoint: 'load', methodNotAllowed: method !== 'GET', loadId: decodeURIComponent(load[1] ?? '') };
     return unknown;
+  }
+
+  private knownTypes(): Set<string> {
+    return this.opts.incidentTypes ? new Set([...this.opts.incidentTypes, 'Unclassified']) : KNOWN_TYPES;
   }
 
   private about(): Record<string, string> {
@@ -594,9 +651,16 @@ export class XsoarSimulator {
     if (r < errorBand) {
       return answer(500, xsoarError(500, 'internal_error', 'Internal server error', 'Failed creating incident', 'internal server error'));
     }
+    // A pre-process rule dropped it: the create "succeeds", nothing is stored (what a real server answers is
+    // unknown; null is the least informative reading).
+    if (this.dropRandom() < (this.opts.preProcessDropRate ?? 0)) {
+      this.dropped += 1;
+      return answer(200, null);
+    }
 
     const inc = this.store(valid);
-    const wire = this.wire(inc);
+    if (this.afterStoreHook) await this.afterStoreHook(structuredClone(inc));
+    const wire = this.createAnswerBody(this.wire(inc));
     await this.createHold.hold(inc.dbotMirrorId ?? inc.request.dbotMirrorId ?? '', res);
 
     if (r < afterStoreBand) {
@@ -621,6 +685,22 @@ export class XsoarSimulator {
       return answer(200, wire);
     }
     return answer(200, wire);
+  }
+
+  /** The body of a successful create's answer, as the configured server flavour gives it. */
+  private createAnswerBody(wire: Record<string, unknown>): unknown {
+    switch (this.opts.createAnswer ?? 'incident') {
+      case 'noId': {
+        const { id: _id, ...rest } = wire;
+        return rest;
+      }
+      case 'null':
+        return null;
+      case 'empty':
+        return {};
+      default:
+        return wire;
+    }
   }
 
   private validateCreate(
@@ -668,7 +748,7 @@ export class XsoarSimulator {
       }
     }
     const requestedType = (field(body, 'type') as string | undefined) ?? '';
-    const type = KNOWN_TYPES.has(requestedType) ? requestedType : 'Unclassified';
+    const type = this.knownTypes().has(requestedType) ? requestedType : 'Unclassified';
 
     const labels = ((field(body, 'labels') as unknown[] | undefined) ?? [])
       .filter(isPlainObject)
@@ -804,7 +884,9 @@ export class XsoarSimulator {
       if (err instanceof QuerySyntaxError) return answer(400, badRequest(`Invalid query: ${spec.query}`, err.message));
       throw err;
     }
+    const visibleBefore = Date.now() - (this.opts.indexLagMs ?? 0);
     const matches = this.stored.filter((inc) => {
+      if (Date.parse(inc.created) > visibleBefore) return false;
       if (spec.ids && !spec.ids.includes(inc.id)) return false;
       if (spec.types && !spec.types.includes(inc.type)) return false;
       if (spec.names && !spec.names.includes(inc.name)) return false;
@@ -813,7 +895,7 @@ export class XsoarSimulator {
       if (spec.levels && !spec.levels.includes(inc.severity)) return false;
       if (spec.fromDate !== undefined && Date.parse(inc.created) < spec.fromDate) return false;
       if (spec.toDate !== undefined && Date.parse(inc.created) > spec.toDate) return false;
-      return matchesQuery(node, this.searchable(inc), { unsearchable: this.unsearchable });
+      return matchesQuery(node, this.searchable(inc), { unsearchable: this.unsearchable, strict: this.opts.strictQuery ?? false });
     });
     if (spec.sort) sortIncidents(matches, spec.sort);
     const size = Math.min(Math.max(spec.size, 0), MAX_SEARCH_SIZE);
@@ -960,19 +1042,15 @@ function checkGoType(value: unknown, spec: GoFieldSpec, struct: string, path: st
   }
 }
 
-/** Custom field values: string, number, bool, null, arrays of strings (multi-select) or of flat objects (grid rows). */
+/** Custom field values: string, number, bool, null, arrays of strings (multi-select) or of objects (grid rows). */
 function checkCustomFieldValue(value: unknown, path: string): void {
   const S = 'CreateIncidentRequest';
   if (value === null || ['string', 'number', 'boolean'].includes(typeof value)) return;
   if (Array.isArray(value)) {
     for (const item of value) {
       if (typeof item === 'string') continue;
+      // A row's cells may hold nested JSON: the stock mapper stores V2 file events with their objects kept.
       if (!isPlainObject(item)) throw unmarshalError(item, S, path, 'grid row (map[string]interface {})');
-      for (const [col, cell] of Object.entries(item)) {
-        if (cell !== null && !['string', 'number', 'boolean'].includes(typeof cell)) {
-          throw unmarshalError(cell, S, `${path}.${col}`, 'grid cell (string, number or bool)');
-        }
-      }
     }
     return;
   }

@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Redis } from 'ioredis';
+import { waitFor } from '../helpers/wait.js';
+import { FaultRun, pause, scaled } from './harness.js';
+
+describe('faults: Redis loses its data', () => {
+  it('loses nothing and duplicates nothing when Redis is wiped while running, and wiped with a restart (XSOAR pessimistic)', async (t) => {
+    const run = await FaultRun.start({
+      name: 'wipe',
+      // No create ids, no dbotMirrorId, strict queries, 3 s index lag: only search can tell what exists.
+      xsoar: { createAnswer: 'noId', keepDbotMirrorId: false, strictQuery: true, indexLagMs: 3_000 },
+      env: { WORKER_CONCURRENCY: '8', XSOAR_SEARCH_SETTLE: '4s', FIRST_FETCH: '1h' },
+    });
+    try {
+      run.xsoar.setFaults({ latencyMs: 20 });
+      run.addSessions(scaled(60));
+      const expected1 = run.expectedSessions().length;
+      await run.startDaemon();
+      // Phase 1: a flush while the daemon runs, with about half of the incidents made (some not yet indexed).
+      await waitFor(() => run.xsoar.incidents().length >= Math.floor(expected1 / 2), { timeoutMs: 60_000, what: 'half the incidents' });
+      const redis = new Redis(run.redis.url, { maxRetriesPerRequest: 3 });
+      try {
+        await redis.flushall();
+      } finally {
+        redis.disconnect();
+      }
+      run.addSessions(scaled(10));
+      await run.waitComplete(90_000);
+      const afterFlush = await run.report();
+      t.diagnostic(FaultRun.summary('redis-wiped-while-running', afterFlush, { createdBeforeWipe: Math.floor(expected1 / 2) }));
+      assert.deepEqual(afterFlush.missing, []);
+      assert.equal(afterFlush.duplicates, 0);
+      assert.deepEqual(afterFlush.failed, []);
+      assert.match(run.allOutput(), /Redis lost its data while running: poll schedule re-created/);
+      const metrics = await (await fetch(`http://127.0.0.1:${run.port()}/metrics`)).text();
+      assert.match(metrics, /redis_state_lost_total 1\b/, 'the flush (the first start found XSOAR empty: no loss)');
+
+      // Phase 2: the daemon is killed, Redis restarts empty (no AOF), the daemon starts again.
+      run.addSessions(scaled(10));
+      await pause(500);
+      await run.stopDaemon(0, 'SIGKILL');
+      await run.redis.restartEmpty();
+      run.addSessions(scaled(5));
+      await run.startDaemon();
+      await run.waitComplete(90_000);
+      const report = await run.report();
+      const recovered = (run.allOutput().match(/earlier create had reached XSOAR/g) ?? []).length;
+      t.diagnostic(FaultRun.summary('redis-wiped-with-restart', report, { recoveredBySearch: recovered, creates: run.xsoar.stats().creates }));
+      assert.deepEqual(report.missing, []);
+      assert.equal(report.duplicates, 0);
+      assert.deepEqual(report.wrongFields, []);
+      assert.deepEqual(report.failed, []);
+      assert.ok(recovered >= expected1, `sessions already in XSOAR were found by search, not created again (${recovered})`);
+    } finally {
+      await run.close();
+    }
+  });
+});

@@ -16,7 +16,16 @@ import { Poller, type PollerEvents } from './pipeline/poller.js';
 import { createForwardQueue, forwardJobPolicy } from './pipeline/queues.js';
 import { SessionEnricher } from './pipeline/session-enricher.js';
 import { UpstreamStatus } from './pipeline/upstream-status.js';
+import { CircuitBreaker } from './pipeline/circuit-breaker.js';
+import { RedisMemoryGuard, isRedisOomError, readRedisMemory } from './pipeline/redis-memory.js';
+import { maskRedisUrl } from './infra/redis.js';
 import { createIncydrClient, createXsoarClient } from './upstreams.js';
+import type { IncydrClient } from './code42/incydr-client.js';
+import type { XsoarClient } from './xsoar/xsoar-client.js';
+import type { Upstream } from './pipeline/upstream-status.js';
+
+/** A session id no alert has: the probes ask for it, and any answer (even "not found") means "up". */
+const PROBE_SESSION_ID = 'c42x-upstream-probe';
 
 export interface DaemonOptions {
   config: Config;
@@ -53,6 +62,8 @@ export class Daemon {
   private forwardQueue: Queue | undefined;
   private worker: ForwardWorker | undefined;
   private readinessProbe: Readiness | undefined;
+  private breaker: CircuitBreaker | undefined;
+  private memoryGuard: RedisMemoryGuard | undefined;
   private stopping = false;
 
   constructor(private readonly opts: DaemonOptions) {
@@ -67,18 +78,37 @@ export class Daemon {
     return redis;
   }
 
-  /** The first connection reports outages once, not once per reconnect attempt. */
+  /**
+   * The first connection reports outages once, not once per reconnect attempt: one line naming the
+   * (masked) URL and the error, written at the first error after the connection dropped.
+   */
   private watchRedis(redis: Redis): void {
     let down = false;
+    let reported = false;
+    let fallback: NodeJS.Timeout | undefined;
+    const url = maskRedisUrl(this.opts.config.redis.url);
+    const report = (error: string): void => {
+      clearTimeout(fallback);
+      if (reported || this.stopping) return;
+      reported = true;
+      this.opts.logger.warn({ redisUrl: url, error }, `Redis is unreachable at ${url} (${error}); waiting for it (nothing is lost, work resumes when it is back)`);
+    };
     redis.on('close', () => {
       if (down || this.stopping) return;
       down = true;
-      this.opts.logger.warn('Redis is unreachable; waiting for it (nothing is lost, work resumes when it is back)');
+      reported = false;
+      // The error that explains the drop usually follows the close; report without one after a second.
+      fallback = setTimeout(() => report('connection closed'), 1_000);
+      fallback.unref();
+    });
+    redis.on('error', (err: Error) => {
+      if (down) report(err.message || (err as NodeJS.ErrnoException).code || err.name);
     });
     redis.on('ready', () => {
       if (!down) return;
       down = false;
-      this.opts.logger.info('Redis is reachable again; resuming');
+      clearTimeout(fallback);
+      if (reported) this.opts.logger.info({ redisUrl: url }, 'Redis is reachable again; resuming');
     });
   }
 
@@ -90,14 +120,17 @@ export class Daemon {
     this.watchRedis(state);
     const queueConnection = this.connect('c42x-queue');
     const pollState = new PollState(state, this.keys);
+    const health = this.connect('c42x-health', 'command');
     this.readinessProbe = new Readiness({
-      redis: this.connect('c42x-health', 'command'),
+      redis: health,
       pollState,
       pollLockKey: this.keys.pollLock,
       status: this.status,
       pollIntervalMs: config.poll.interval,
       startedAt: this.startedAt,
       shuttingDown: () => this.stopping,
+      outages: () => this.breaker?.openCircuits() ?? new Map(),
+      redisFull: () => this.memoryGuard?.state(),
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
 
@@ -121,7 +154,7 @@ export class Daemon {
     this.forwardQueue = createForwardQueue(queueConnection, config.redis.prefix, forwardJobPolicy(config));
     this.forwardQueue.on('error', (err) => logger.debug({ err }, 'forward queue error'));
     const queue = this.forwardQueue;
-    this.metricsSources(queue, pollState);
+    this.metricsSources(queue, pollState, health);
 
     const status = this.status;
     const pollerEvents: PollerEvents = {
@@ -130,6 +163,7 @@ export class Daemon {
         metrics.pollerEvents.onPoll?.(outcome, durationMs, error);
         if (outcome === 'ok') status.markOk('code42');
         if (error instanceof Code42AuthError) status.markAuthFailure('code42', error.message);
+        if (isRedisOomError(error)) void this.memoryGuard?.refused((error as Error).message);
       },
     };
     const poller = new Poller({
@@ -145,6 +179,25 @@ export class Daemon {
       events: pollerEvents,
       lockTtlMs: config.worker.lockDuration,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+    });
+    const breaker = this.createBreaker(queue, xsoar, createIncydrClient(config, { budget, observer: metrics.observer, retryLimit: 0 }));
+    this.breaker = breaker;
+    status.onOk((upstream) => breaker.recordSuccess(upstream));
+    this.memoryGuard = new RedisMemoryGuard({
+      redis: state,
+      probeKey: `${config.redis.prefix}:memory-probe`,
+      probeIntervalMs: config.upstream.probeInterval,
+      probeMaxMs: config.upstream.probeMax,
+      pause: async () => this.worker?.pauseLocal(),
+      resume: async () => this.worker?.resumeLocal(),
+      events: {
+        onFull: (full, memory) =>
+          logger.error(
+            { reason: full.reason, redisMemory: memory },
+            'Redis refuses writes (maxmemory reached): forwarding waits without spending attempts and resumes when Redis accepts writes; raise maxmemory',
+          ),
+        onRecovered: (downMs, memory) => logger.info({ downMs, redisMemory: memory }, 'Redis accepts writes again; resuming'),
+      },
     });
     this.worker = new ForwardWorker({
       connection: this.connect('c42x-worker'),
@@ -163,6 +216,8 @@ export class Daemon {
         maxFileEvents: config.enrich.maxFileEvents,
       },
       status,
+      breaker,
+      memory: this.memoryGuard,
       searchSettleMs: config.xsoar.searchSettle,
       lockDurationMs: config.worker.lockDuration,
       shuttingDown: () => this.stopping,
@@ -184,13 +239,49 @@ export class Daemon {
     logger.info({ pollIntervalMs: config.poll.interval, concurrency: config.worker.concurrency }, 'started');
   }
 
-  private metricsSources(queue: Queue, pollState: PollState): void {
+  /**
+   * One circuit per upstream: an outage pauses the queue (BullMQ's queue rate limit, shared by every
+   * replica, spends no attempt) and a probe that needs no session decides when it is over.
+   */
+  private createBreaker(queue: Queue, xsoar: XsoarClient, code42: IncydrClient): CircuitBreaker {
+    const { config, logger } = this.opts;
+    const name = (u: Upstream): string => (u === 'xsoar' ? 'XSOAR' : 'Code42');
+    return new CircuitBreaker({
+      // Below the attempts, so a session that alone keeps failing still reaches the failed set.
+      threshold: Math.max(1, Math.min(config.upstream.failureThreshold, config.worker.attempts - 1)),
+      probeIntervalMs: config.upstream.probeInterval,
+      probeMaxMs: config.upstream.probeMax,
+      probes: {
+        // A search and an events read of a session that does not exist: any answer means "up".
+        xsoar: async () => void (await xsoar.findIncidentsForSession(PROBE_SESSION_ID, config.xsoar.incidentType)),
+        code42: async () => void (await code42.getSessionEvents(PROBE_SESSION_ID)),
+      },
+      pause: async (ms) => void (await queue.rateLimit(Math.max(1, Math.ceil(ms)))),
+      resume: async () => void (await queue.removeRateLimitKey()),
+      events: {
+        onOpen: (u, c) => {
+          this.metrics.upstreamOutage(u);
+          logger.error(
+            { upstream: u, reason: c.reason, nextProbeInMs: c.nextProbeAt - c.since },
+            `${name(u)} is down (${c.reason}): the forward queue waits without spending attempts and probes ${name(u)} until it answers`,
+          );
+        },
+        onProbeFailed: (u, c) => logger.debug({ upstream: u, reason: c.reason, failedProbes: c.failedProbes }, `${name(u)} still down`),
+        onClose: (u, downMs) => logger.info({ upstream: u, downMs }, `${name(u)} answers again after ${Math.round(downMs / 100) / 10} s; the forward queue resumes`),
+      },
+    });
+  }
+
+  private metricsSources(queue: Queue, pollState: PollState, health: Redis): void {
     this.metrics.setSources({
       queueDepth: async () => {
         const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
         return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), active: c.active ?? 0, delayed: c.delayed ?? 0, failed: c.failed ?? 0 };
       },
       checkpoint: () => pollState.getCheckpoint(),
+      upstreamOutages: () => this.breaker?.openCircuits() ?? new Map(),
+      redisMemory: () => readRedisMemory(health),
+      redisFullSince: () => this.memoryGuard?.state()?.since,
     });
   }
 
@@ -219,6 +310,8 @@ export class Daemon {
   async stop(deadlineMs = 25_000): Promise<void> {
     const { logger } = this.opts;
     this.stopping = true;
+    this.breaker?.stop();
+    this.memoryGuard?.stop();
     const deadline = Date.now() + deadlineMs;
     const left = (): number => deadline - Date.now();
 

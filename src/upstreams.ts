@@ -7,7 +7,7 @@ import { XsoarClient } from './xsoar/xsoar-client.js';
 /** The Code42 client as configured (the daemon adds the shared budget; CLI commands may not). */
 export function createIncydrClient(
   config: Config,
-  extra: { budget?: RequestBudget; observer?: RequestObserver; clock?: () => number } = {},
+  extra: { budget?: RequestBudget; observer?: RequestObserver; clock?: () => number; retryLimit?: number } = {},
 ): IncydrClient {
   return new IncydrClient({
     apiUrl: config.code42.apiUrl,
@@ -18,6 +18,7 @@ export function createIncydrClient(
     caFile: config.code42.caFile,
     proxy: config.proxy.https,
     noProxy: config.proxy.noProxy,
+    retryLimit: config.upstream.code42Retries,
     ...extra,
   });
 }

@@ -141,6 +141,12 @@ export function registerFormats(): void {
       },
       coerce: (value: unknown) => (typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value),
     },
+    'nonneg-int': {
+      validate(value: unknown) {
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new Error('must be a whole number of at least 0');
+      },
+      coerce: (value: unknown) => (typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value),
+    },
     'strict-boolean': {
       validate(value: unknown) {
         if (typeof value !== 'boolean') throw new Error('must be true or false');

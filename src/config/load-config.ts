@@ -41,6 +41,7 @@ export interface Config {
   worker: { concurrency: number; attempts: number; backoff: number; lockDuration: number; keepCompleted: number };
   proxy: { https: string | null; noProxy: string | null };
   http: { port: number; host: string };
+  upstream: { failureThreshold: number; probeInterval: number; probeMax: number; code42Retries: number };
 }
 
 /** Bad configuration: one readable line per problem, each naming the key and its env variable. */

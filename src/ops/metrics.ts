@@ -17,6 +17,12 @@ export interface MetricsSources {
   queueDepth?: () => Promise<QueueDepth>;
   /** The poller's checkpoint (epoch ms), read at scrape time. */
   checkpoint?: () => Promise<number | null>;
+  /** Upstreams whose circuit is open, with when it opened (epoch ms). */
+  upstreamOutages?: () => Map<'code42' | 'xsoar', { since: number }>;
+  /** Redis's memory, read at scrape time (INFO memory). */
+  redisMemory?: () => Promise<{ usedBytes: number; maxBytes: number } | undefined>;
+  /** Since when Redis refuses writes for memory (epoch ms), if it does. */
+  redisFullSince?: () => number | undefined;
 }
 
 /**
@@ -35,6 +41,7 @@ export class ForwarderMetrics {
   private readonly rateLimitWaits: Counter<'upstream'>;
   private readonly rateLimitWaitSeconds: Counter<'upstream'>;
   private readonly forwardDuration: Histogram;
+  private readonly outages: Counter<'upstream'>;
 
   private sources: MetricsSources;
 
@@ -129,6 +136,66 @@ export class ForwarderMetrics {
         if (at !== null) this.set(Math.max(0, (Date.now() - at) / 1000));
       },
     });
+    new Gauge({
+      name: `${p}upstream_up`,
+      help: '1 while the upstream answers, 0 while its circuit is open (consecutive transient failures: the queue waits and probes it)',
+      labelNames: ['upstream'] as const,
+      registers,
+      collect() {
+        const down = self.sources.upstreamOutages?.() ?? new Map();
+        for (const upstream of ['code42', 'xsoar'] as const) this.set({ upstream }, down.has(upstream) ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: `${p}upstream_down_since_timestamp_seconds`,
+      help: 'When the upstream\'s current outage began (Unix time); 0 while it is up',
+      labelNames: ['upstream'] as const,
+      registers,
+      collect() {
+        const down = self.sources.upstreamOutages?.() ?? new Map();
+        for (const upstream of ['code42', 'xsoar'] as const) this.set({ upstream }, (down.get(upstream)?.since ?? 0) / 1000);
+      },
+    });
+    this.outages = new Counter({
+      name: `${p}upstream_outages_total`,
+      help: 'Times an upstream\'s circuit opened (the queue paused for an outage instead of spending attempts)',
+      labelNames: ['upstream'] as const,
+      registers,
+    });
+    new Gauge({
+      name: `${p}redis_used_memory_bytes`,
+      help: 'Redis used_memory (INFO memory)',
+      registers,
+      async collect() {
+        const m = await self.sources.redisMemory?.().catch(() => undefined);
+        if (m) this.set(m.usedBytes);
+      },
+    });
+    new Gauge({
+      name: `${p}redis_maxmemory_bytes`,
+      help: 'Redis maxmemory (INFO memory; 0 = no limit)',
+      registers,
+      async collect() {
+        const m = await self.sources.redisMemory?.().catch(() => undefined);
+        if (m) this.set(m.maxBytes);
+      },
+    });
+    new Gauge({
+      name: `${p}redis_writes_refused`,
+      help: '1 while Redis refuses writes for memory (maxmemory with noeviction): forwarding waits; 0 otherwise',
+      registers,
+      collect() {
+        this.set(self.sources.redisFullSince?.() === undefined ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: `${p}redis_writes_refused_since_timestamp_seconds`,
+      help: 'When Redis began refusing writes for memory (Unix time); 0 while it accepts them',
+      registers,
+      collect() {
+        this.set((self.sources.redisFullSince?.() ?? 0) / 1000);
+      },
+    });
     for (const outcome of ['seen', 'enqueued', 'filtered', 'rejected']) this.sessions.inc({ outcome }, 0);
     for (const via of ['created', 'search', 'ledger']) this.incidents.inc({ via }, 0);
   }
@@ -164,6 +231,10 @@ export class ForwarderMetrics {
     onFailed: (reason, final) => this.failures.inc({ reason, final: String(final) }),
     onRateLimited: (upstream, waitMs) => this.rateLimitWait(upstream, waitMs),
   };
+
+  upstreamOutage(upstream: 'code42' | 'xsoar'): void {
+    this.outages.inc({ upstream });
+  }
 
   rateLimitWait(upstream: 'code42' | 'xsoar', waitMs: number): void {
     this.rateLimitWaits.inc({ upstream });

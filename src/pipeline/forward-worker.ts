@@ -10,6 +10,9 @@ import { FORWARD_QUEUE } from './keys.js';
 import type { Ledger } from './ledger.js';
 import type { SessionEnricher } from './session-enricher.js';
 import type { Upstream, UpstreamStatus } from './upstream-status.js';
+import { transientUpstream, type CircuitBreaker } from './circuit-breaker.js';
+import { isRedisOomError, type RedisMemoryGuard } from './redis-memory.js';
+import { FailureLog } from './failure-log.js';
 
 /** What a forward job returns (kept with the completed job). */
 export interface ForwardResult {
@@ -19,7 +22,7 @@ export interface ForwardResult {
 }
 
 /** Reason classes for failed jobs and metrics. */
-export type FailureClass = 'invalid_input' | 'xsoar_rejected' | 'auth' | 'transient' | 'unknown';
+export type FailureClass = 'invalid_input' | 'xsoar_rejected' | 'auth' | 'transient' | 'unknown' | 'upstream_down' | 'redis_full';
 
 export interface ForwardWorkerEvents {
   onForwarded?(result: ForwardResult, durationMs: number): void;
@@ -53,6 +56,10 @@ export interface ForwardWorkerOptions {
    * about this long. @defaultValue 30000
    */
   lockDurationMs?: number;
+  /** Pauses the queue without spending attempts while an upstream is down (absent: every failure spends one). */
+  breaker?: CircuitBreaker;
+  /** Pauses this process while Redis refuses writes for memory. */
+  memory?: RedisMemoryGuard;
   /** True once the daemon is stopping: a job aborted then is handed back without using an attempt. */
   shuttingDown?: () => boolean;
   clock?: () => number;
@@ -69,9 +76,12 @@ export class ForwardWorker {
   private readonly clock: () => number;
   /** When the last auth-failure line was written (one line per pause, not one per job). */
   private lastAuthLog: number | undefined;
+  /** Collapses repeated identical failure lines into one line with a count. */
+  private readonly failureLog: FailureLog;
 
   constructor(private readonly opts: ForwardWorkerOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.failureLog = new FailureLog({ logger: opts.logger, clock: this.clock });
   }
 
   start(): void {
@@ -98,6 +108,16 @@ export class ForwardWorker {
   /** Stops taking jobs and waits for the running ones (bounded by the caller). */
   async close(force = false): Promise<void> {
     await this.worker?.close(force);
+    this.failureLog.flush();
+  }
+
+  /** Stops taking jobs in this process only (writes nothing to Redis); running jobs go on. */
+  async pauseLocal(): Promise<void> {
+    await this.worker?.pause(true);
+  }
+
+  async resumeLocal(): Promise<void> {
+    await this.worker?.resume();
   }
 
   /** Aborts the in-flight HTTP requests of running jobs; they go back to the queue. */
@@ -115,6 +135,8 @@ export class ForwardWorker {
       throw new UnrecoverableError(`invalid job data: ${(err as Error).message}`);
     }
     const log = this.opts.logger.child({ alertId: data.sessionId, jobId: job.id, attempt: job.attemptsMade + 1 });
+    // An upstream is down: wait for its probe instead of spending this job's attempt on it.
+    if (this.opts.breaker?.isOpen()) throw await this.pauseQueue(this.opts.queue, this.opts.breaker.pauseLeftMs() + 100);
     try {
       const result = await this.forward(data, job, token, signal, log);
       this.opts.events?.onForwarded?.(result, this.clock() - started);
@@ -211,13 +233,40 @@ export class ForwardWorker {
       events?.onFailed?.('invalid_input', true);
       return new UnrecoverableError(err.message);
     }
-    if (err instanceof XsoarUnavailableError) {
-      log.warn({ err, ambiguous: err.ambiguous }, 'XSOAR request failed; will retry');
-    } else {
-      log.warn({ err }, 'forwarding failed; will retry');
+    if (isRedisOomError(err) && this.opts.memory) {
+      // A full Redis is the deployment's condition: hand the job back (no attempt) and stop taking jobs
+      // here until Redis accepts writes. No queue-wide pause: that would itself be a refused write.
+      await this.opts.memory.refused((err as Error).message);
+      log.debug({ err }, 'Redis refused a write for memory; handed back without using an attempt');
+      events?.onFailed?.('redis_full', false);
+      return new RateLimitError();
     }
-    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    events?.onFailed?.(err instanceof XsoarUnavailableError ? 'transient' : 'unknown', final);
+    const message = err instanceof Error ? err.message : String(err);
+    const upstream = transientUpstream(err);
+    if (upstream && this.opts.breaker && (await this.opts.breaker.recordFailure(upstream, message))) {
+      // The line about the outage comes from the breaker (once per opening), not from each job.
+      log.debug({ err }, 'upstream down; handed back without using an attempt');
+      events?.onFailed?.('upstream_down', false);
+      return new RateLimitError();
+    }
+    const attempts = job.opts.attempts ?? 1;
+    const final = job.attemptsMade + 1 >= attempts;
+    const reasonClass: FailureClass = upstream || err instanceof XsoarUnavailableError ? 'transient' : 'unknown';
+    events?.onFailed?.(reasonClass, final);
+    log.debug({ err }, 'forward attempt failed');
+    if (!final) {
+      // The session's one line per failure: the reason and what happens next. The final attempt says
+      // nothing here: the 'failed' handler writes the one line about the failed set.
+      const retryInMs = nextBackoffMs(job);
+      const ambiguous = err instanceof XsoarUnavailableError ? err.ambiguous : undefined;
+      this.failureLog.log(
+        'warn',
+        `${reasonClass}:${message}`,
+        sessionOf(job),
+        { jobId: job.id, attempt: job.attemptsMade + 1, attempts, reason: message, retryInMs, ...(ambiguous ? { ambiguous } : {}) },
+        `forward attempt failed (${message}); will retry in about ${formatMs(retryInMs)}${ambiguous ? ', searching XSOAR first' : ''}`,
+      );
+    }
     return err instanceof Error ? err : new Error(String(err));
   }
 
@@ -236,6 +285,17 @@ function certainlyNotCreated(err: unknown): boolean {
     err instanceof XsoarAuthError ||
     (err instanceof XsoarUnavailableError && !err.ambiguous)
   );
+}
+
+/** BullMQ's exponential backoff before the next attempt (without its jitter, which only shortens it). */
+function nextBackoffMs(job: Job): number {
+  const b = job.opts.backoff;
+  const base = typeof b === 'number' ? b : (b?.delay ?? 0);
+  return base * 2 ** job.attemptsMade;
+}
+
+function formatMs(ms: number): string {
+  return ms < 1_000 ? `${Math.round(ms)} ms` : `${Math.round(ms / 100) / 10} s`;
 }
 
 function sessionOf(job: Job): string {

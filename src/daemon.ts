@@ -247,8 +247,9 @@ export class Daemon {
     const { config, logger } = this.opts;
     const name = (u: Upstream): string => (u === 'xsoar' ? 'XSOAR' : 'Code42');
     return new CircuitBreaker({
-      // Below the attempts, so a session that alone keeps failing still reaches the failed set.
-      threshold: Math.max(1, Math.min(config.upstream.failureThreshold, config.worker.attempts - 1)),
+      // At least 2 and below the attempts: a session that alone keeps failing spends threshold - 1
+      // attempts per opening (the probe finds the upstream up), so it still reaches the failed set.
+      threshold: Math.max(2, Math.min(config.upstream.failureThreshold, config.worker.attempts - 1)),
       probeIntervalMs: config.upstream.probeInterval,
       probeMaxMs: config.upstream.probeMax,
       probes: {

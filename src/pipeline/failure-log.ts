@@ -12,7 +12,7 @@ interface Entry {
   suppressed: number;
   alertIds: string[];
   level: 'warn' | 'error';
-  message: string;
+  summary: (count: number, seconds: number) => string;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -36,9 +36,17 @@ export class FailureLog {
 
   /**
    * Logs `message` with `fields` unless `key` was logged within the window. `alertId` is the session
-   * the failure is about; `fields` should hold the reason and what happens next.
+   * the failure is about; `fields` should hold the reason and what happens next; `summary` words the
+   * line that counts the ones not logged.
    */
-  log(level: 'warn' | 'error', key: string, alertId: string, fields: Record<string, unknown>, message: string): void {
+  log(
+    level: 'warn' | 'error',
+    key: string,
+    alertId: string,
+    fields: Record<string, unknown>,
+    message: string,
+    summary: (count: number, seconds: number) => string,
+  ): void {
     const now = this.clock();
     const entry = this.entries.get(key);
     if (entry && now - entry.loggedAt < this.windowMs) {
@@ -52,7 +60,7 @@ export class FailureLog {
     }
     if (entry) this.summarise(key);
     this.opts.logger[level]({ alertId, ...fields }, message);
-    this.entries.set(key, { loggedAt: now, suppressed: 0, alertIds: [], level, message, timer: undefined });
+    this.entries.set(key, { loggedAt: now, suppressed: 0, alertIds: [], level, summary, timer: undefined });
   }
 
   /** Writes the pending summary lines now (shutdown). */
@@ -70,7 +78,7 @@ export class FailureLog {
     const seconds = Math.max(1, Math.round((this.clock() - entry.loggedAt) / 1000));
     this.opts.logger[entry.level](
       { repeated: entry.suppressed, alertIds: entry.alertIds, moreAlerts: Math.max(0, entry.suppressed - entry.alertIds.length) },
-      `${entry.message} (the same failure ${entry.suppressed} more times in ${seconds} s)`,
+      entry.summary(entry.suppressed, seconds),
     );
     entry.suppressed = 0;
     entry.alertIds = [];

@@ -265,6 +265,7 @@ export class ForwardWorker {
         sessionOf(job),
         { jobId: job.id, attempt: job.attemptsMade + 1, attempts, reason: message, retryInMs, ...(ambiguous ? { ambiguous } : {}) },
         `forward attempt failed (${message}); will retry in about ${formatMs(retryInMs)}${ambiguous ? ', searching XSOAR first' : ''}`,
+        (count, seconds) => `${count} more forward attempts failed the same way in ${seconds} s (${message}); each has attempts left and will be retried`,
       );
     }
     return err instanceof Error ? err : new Error(String(err));

@@ -5,6 +5,7 @@ import { RequestBudget } from './code42/request-budget.js';
 import { describeConfig, type Config } from './config/load-config.js';
 import type { Logger } from './infra/logger.js';
 import { closeRedis, createRedis } from './infra/redis.js';
+import { withTimeout } from './infra/timeout.js';
 import { ForwarderMetrics } from './ops/metrics.js';
 import { Readiness, type ReadinessReport } from './ops/readiness.js';
 import { ForwardWorker } from './pipeline/forward-worker.js';
@@ -72,7 +73,7 @@ export class Daemon {
   }
 
   private connect(name: string, role: 'worker' | 'command' = 'worker'): Redis {
-    const redis = createRedis({ url: this.opts.config.redis.url, name, role });
+    const redis = createRedis({ url: this.opts.config.redis.url, password: this.opts.config.redis.password, name, role });
     redis.on('error', (err) => this.opts.logger.debug({ err, connection: name }, 'redis connection error'));
     this.connections.push(redis);
     return redis;
@@ -304,6 +305,13 @@ export class Daemon {
     }
   }
 
+  /** The forward queue is paused (BullMQ's queue rate limit is set); false when Redis does not tell within 1 s. */
+  private async queuePaused(): Promise<boolean> {
+    if (!this.forwardQueue) return false;
+    const ttl = await withTimeout(this.forwardQueue.getRateLimitTtl(), 1_000, 'reading the queue pause').catch(() => 0);
+    return ttl > 0;
+  }
+
   /**
    * Graceful stop within `deadlineMs`: readiness goes false, polling stops, running jobs finish or
    * are handed back to the queue, then queues and connections close.
@@ -320,11 +328,19 @@ export class Daemon {
       logger.warn('a poll was still running at shutdown; it is abandoned (the checkpoint did not move, the next poll repeats it)');
       await within(this.scheduler.stop(true), 1_000);
     }
-    if (this.worker && (await within(this.worker.close(), left() - 3_000)) === 'timeout') {
+    // While the queue is paused (refused credentials, an upstream down, a 429) no job is fetched and the
+    // paused ones are already back in the queue; BullMQ's worker may still sleep out the pause, so do
+    // not wait for it: hand back whatever still runs and close at once.
+    const paused = await this.queuePaused();
+    logger.debug({ paused }, 'shutdown: polling stopped; closing the forward worker');
+    if (this.worker && paused) {
+      await this.worker.closeNow('shutdown', Math.max(500, Math.min(2_000, left() - 3_000)));
+    } else if (this.worker && (await within(this.worker.close(), left() - 3_000)) === 'timeout') {
       logger.warn('forward jobs still running at the deadline; handing them back to the queue');
       this.worker.cancelAll('shutdown');
       await within(this.worker.close(true), Math.max(500, left() - 1_500));
     }
+    logger.debug('shutdown: forward worker closed; closing the queue and connections');
     if (this.forwardQueue) await within(this.forwardQueue.close(), Math.max(200, left() - 1_000));
     await within(Promise.all(this.connections.map((c) => closeRedis(c))), Math.max(200, left()));
     for (const c of this.connections) if (c.status !== 'end') c.disconnect();

@@ -1,3 +1,4 @@
+import { isRedisUrl } from '../infra/redis.js';
 import convict from 'convict';
 import { parseDuration } from './duration.js';
 import { SEVERITY_WORDS, SESSION_STATES } from '../code42/vocabulary.js';
@@ -86,12 +87,8 @@ export function registerFormats(): void {
     },
     'redis-url': {
       validate(value: unknown) {
-        if (typeof value !== 'string') throw new Error('must be a redis:// or rediss:// URL');
-        try {
-          const url = new URL(value);
-          if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('bad protocol');
-        } catch {
-          throw new Error('must be a redis:// or rediss:// URL');
+        if (typeof value !== 'string' || !isRedisUrl(value)) {
+          throw new Error('must be a redis://, rediss:// or redis+sentinel://host:26379,host2:26379/<master> URL');
         }
       },
     },

@@ -88,10 +88,17 @@ export const schema = {
   },
   redis: {
     url: {
-      doc: 'Redis URL; a password in it is treated as a secret',
+      doc: 'Redis URL: redis://[:password@]host:6379[/db], rediss:// for TLS, or redis+sentinel://host1:26379,host2:26379/<master>[/db] for Sentinel; a password in it is treated as a secret',
       format: 'redis-url',
       default: 'redis://127.0.0.1:6379',
       env: 'REDIS_URL',
+      sensitive: true,
+    },
+    password: {
+      doc: 'Redis password, for a REDIS_URL without one (e.g. from a Kubernetes Secret); a password in the URL wins',
+      format: 'optional-string',
+      default: null as string | null,
+      env: 'REDIS_PASSWORD',
       sensitive: true,
     },
     prefix: {

@@ -49,7 +49,7 @@ export class ForwarderMetrics {
     this.sources = sources;
     const p = METRIC_PREFIX;
     const registers = [this.registry];
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: p });
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.sessions = new Counter({
       name: `${p}sessions_total`,
       help: 'Sessions read from Code42 by outcome: seen (every item read), enqueued, filtered (outside the severity/state filter), rejected (invalid input)',

@@ -13,6 +13,7 @@ import type { Upstream, UpstreamStatus } from './upstream-status.js';
 import { transientUpstream, type CircuitBreaker } from './circuit-breaker.js';
 import { isRedisOomError, type RedisMemoryGuard } from './redis-memory.js';
 import { FailureLog } from './failure-log.js';
+import { withTimeout } from '../infra/timeout.js';
 
 /** What a forward job returns (kept with the completed job). */
 export interface ForwardResult {
@@ -76,6 +77,8 @@ export class ForwardWorker {
   private readonly clock: () => number;
   /** When the last auth-failure line was written (one line per pause, not one per job). */
   private lastAuthLog: number | undefined;
+  /** Jobs being processed by this process. */
+  private readonly running = new Set<Promise<unknown>>();
   /** Collapses repeated identical failure lines into one line with a count. */
   private readonly failureLog: FailureLog;
 
@@ -86,7 +89,7 @@ export class ForwardWorker {
 
   start(): void {
     const { connection, prefix, concurrency, logger } = this.opts;
-    this.worker = new Worker(FORWARD_QUEUE, (job, token, signal) => this.process(job, token, signal), {
+    this.worker = new Worker(FORWARD_QUEUE, (job, token, signal) => this.track(this.process(job, token, signal)), {
       connection,
       prefix,
       concurrency,
@@ -118,6 +121,25 @@ export class ForwardWorker {
 
   async resumeLocal(): Promise<void> {
     await this.worker?.resume();
+  }
+
+  /**
+   * Closes at once without waiting for BullMQ's worker to sleep out a queue pause: running jobs are
+   * aborted and handed back (bounded by `ms`), then the worker is closed by force.
+   */
+  async closeNow(reason: string, ms: number): Promise<void> {
+    this.worker?.cancelAllJobs(reason);
+    await withTimeout(Promise.allSettled([...this.running]), ms, 'handing jobs back').catch(() => undefined);
+    await withTimeout(this.worker?.close(true) ?? Promise.resolve(), ms, 'closing the worker').catch(() => undefined);
+    this.failureLog.flush();
+  }
+
+  /** Keeps the promise of a running job until it settles (closeNow waits for the hand-back). */
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    const forget = (): void => void this.running.delete(p);
+    p.then(forget, forget);
+    return p;
   }
 
   /** Aborts the in-flight HTTP requests of running jobs; they go back to the queue. */

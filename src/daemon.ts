@@ -8,7 +8,7 @@ import { closeRedis, createRedis } from './infra/redis.js';
 import { withTimeout } from './infra/timeout.js';
 import { ForwarderMetrics } from './ops/metrics.js';
 import { Readiness, type ReadinessReport } from './ops/readiness.js';
-import { ForwardWorker } from './pipeline/forward-worker.js';
+import { ForwardWorker, LIMITER_MAX } from './pipeline/forward-worker.js';
 import { stateKeys, type StateKeys } from './pipeline/keys.js';
 import { Ledger } from './pipeline/ledger.js';
 import { PollScheduler } from './pipeline/poll-scheduler.js';
@@ -308,7 +308,8 @@ export class Daemon {
   /** The forward queue is paused (BullMQ's queue rate limit is set); false when Redis does not tell within 1 s. */
   private async queuePaused(): Promise<boolean> {
     if (!this.forwardQueue) return false;
-    const ttl = await withTimeout(this.forwardQueue.getRateLimitTtl(), 1_000, 'reading the queue pause').catch(() => 0);
+    // With a count: the worker's own limiter key lives for up to a second in normal work too.
+    const ttl = await withTimeout(this.forwardQueue.getRateLimitTtl(LIMITER_MAX), 1_000, 'reading the queue pause').catch(() => 0);
     return ttl > 0;
   }
 

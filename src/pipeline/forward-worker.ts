@@ -15,6 +15,12 @@ import { isRedisOomError, type RedisMemoryGuard } from './redis-memory.js';
 import { FailureLog } from './failure-log.js';
 import { withTimeout } from '../infra/timeout.js';
 
+/**
+ * The worker's own rate limit: high enough never to limit by itself (it is there so queue.rateLimit()
+ * works). A queue pause sets the limiter's count far above it, which is how a pause is told apart.
+ */
+export const LIMITER_MAX = 100_000;
+
 /** What a forward job returns (kept with the completed job). */
 export interface ForwardResult {
   incidentId: string;
@@ -94,7 +100,7 @@ export class ForwardWorker {
       prefix,
       concurrency,
       // Required for queue.rateLimit() to take effect; high enough never to limit by itself.
-      limiter: { max: 100_000, duration: 1_000 },
+      limiter: { max: LIMITER_MAX, duration: 1_000 },
       // A crash of this process is not the job's fault: let it be picked up again many times.
       maxStalledCount: 10,
       lockDuration: this.opts.lockDurationMs ?? 30_000,

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { freePort } from '../helpers/ports.js';
+import { LIMITER_MAX } from '../../src/pipeline/forward-worker.js';
 import { failedJobs, withForwardQueue } from '../helpers/queue.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
@@ -32,7 +33,7 @@ describe('shutdown while the queue is paused', () => {
       daemon = startDaemon(env);
       const prefix = stack.prefix;
       // Paused for a minute (refused key) or until the next probe (outage).
-      await withForwardQueue(prefix, (queue) => waitFor(async () => (await queue.getRateLimitTtl()) > 0, { timeoutMs: 20_000, what: 'the queue paused' }));
+      await withForwardQueue(prefix, (queue) => waitFor(async () => (await queue.getRateLimitTtl(LIMITER_MAX)) > 0, { timeoutMs: 20_000, what: 'the queue paused' }));
       const started = Date.now();
       const stopping = daemon;
       const result = await stopping.stop('SIGTERM');

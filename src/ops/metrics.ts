@@ -162,24 +162,19 @@ export class ForwarderMetrics {
       labelNames: ['upstream'] as const,
       registers,
     });
-    new Gauge({
-      name: `${p}redis_used_memory_bytes`,
-      help: 'Redis used_memory (INFO memory)',
-      registers,
-      async collect() {
-        const m = await self.sources.redisMemory?.().catch(() => undefined);
-        if (m) this.set(m.usedBytes);
-      },
-    });
-    new Gauge({
-      name: `${p}redis_maxmemory_bytes`,
-      help: 'Redis maxmemory (INFO memory; 0 = no limit)',
-      registers,
-      async collect() {
-        const m = await self.sources.redisMemory?.().catch(() => undefined);
-        if (m) this.set(m.maxBytes);
-      },
-    });
+    const memoryGauge = (name: string, help: string, pick: (m: { usedBytes: number; maxBytes: number }) => number): void => {
+      new Gauge({
+        name: `${p}${name}`,
+        help,
+        registers,
+        async collect() {
+          const m = await self.sources.redisMemory?.().catch(() => undefined);
+          if (m) this.set(pick(m));
+        },
+      });
+    };
+    memoryGauge('redis_used_memory_bytes', 'Redis used_memory (INFO memory)', (m) => m.usedBytes);
+    memoryGauge('redis_maxmemory_bytes', 'Redis maxmemory (INFO memory; 0 = no limit)', (m) => m.maxBytes);
     new Gauge({
       name: `${p}redis_writes_refused`,
       help: '1 while Redis refuses writes for memory (maxmemory with noeviction): forwarding waits; 0 otherwise',

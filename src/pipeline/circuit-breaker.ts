@@ -4,7 +4,7 @@ import type { Upstream } from './upstream-status.js';
 
 /**
  * Which upstream a failure belongs to when it says "the upstream is down" rather than "this session is
- * wrong": no answer at all (refused, reset, DNS, timeout) or a 5xx/408/429-past-the-cap. Anything else
+ * wrong": no answer at all (refused, reset, DNS, timeout) or a 5xx/408. Anything else
  * (a 400, a body we cannot use, a mapping error) is about the session and returns undefined.
  */
 export function transientUpstream(err: unknown): Upstream | undefined {
@@ -13,7 +13,9 @@ export function transientUpstream(err: unknown): Upstream | undefined {
   }
   if (err instanceof Code42RequestError) {
     const s = err.statusCode;
-    return s === undefined || s >= 500 || s === 408 || s === 429 ? 'code42' : undefined;
+    // Not 429: rate limiting is the request budget's and got's business, and an upstream that
+    // answers 429 is up (a probe meeting one must not keep the circuit open).
+    return s === undefined || s >= 500 || s === 408 ? 'code42' : undefined;
   }
   return undefined;
 }

@@ -6,9 +6,10 @@ import { RequestBudget } from './code42/request-budget.js';
 import { describeConfig, type Config } from './config/load-config.js';
 import type { Logger } from './infra/logger.js';
 import { closeRedis, createRedis } from './infra/redis.js';
+import { withTimeout } from './infra/timeout.js';
 import { ForwarderMetrics } from './ops/metrics.js';
 import { Readiness, type ReadinessReport } from './ops/readiness.js';
-import { ForwardWorker } from './pipeline/forward-worker.js';
+import { ForwardWorker, LIMITER_MAX } from './pipeline/forward-worker.js';
 import { stateKeys, type StateKeys } from './pipeline/keys.js';
 import { Ledger } from './pipeline/ledger.js';
 import { StateMarker } from './pipeline/state-marker.js';
@@ -18,7 +19,16 @@ import { Poller, type PollerEvents } from './pipeline/poller.js';
 import { createForwardQueue, forwardJobPolicy } from './pipeline/queues.js';
 import { SessionEnricher } from './pipeline/session-enricher.js';
 import { UpstreamStatus } from './pipeline/upstream-status.js';
+import { CircuitBreaker } from './pipeline/circuit-breaker.js';
+import { RedisMemoryGuard, isRedisOomError, readRedisMemory } from './pipeline/redis-memory.js';
+import { maskRedisUrl } from './infra/redis.js';
 import { createIncydrClient, createXsoarClient } from './upstreams.js';
+import type { IncydrClient } from './code42/incydr-client.js';
+import type { XsoarClient } from './xsoar/xsoar-client.js';
+import type { Upstream } from './pipeline/upstream-status.js';
+
+/** A session id no alert has: the probes ask for it, and any answer (even "not found") means "up". */
+const PROBE_SESSION_ID = 'c42x-upstream-probe';
 
 export interface DaemonOptions {
   config: Config;
@@ -56,6 +66,8 @@ export class Daemon {
   private forwardQueue: Queue | undefined;
   private worker: ForwardWorker | undefined;
   private readinessProbe: Readiness | undefined;
+  private breaker: CircuitBreaker | undefined;
+  private memoryGuard: RedisMemoryGuard | undefined;
   private stopping = false;
 
   constructor(private readonly opts: DaemonOptions) {
@@ -64,24 +76,43 @@ export class Daemon {
   }
 
   private connect(name: string, role: 'worker' | 'command' = 'worker'): Redis {
-    const redis = createRedis({ url: this.opts.config.redis.url, name, role });
+    const redis = createRedis({ url: this.opts.config.redis.url, password: this.opts.config.redis.password, name, role });
     redis.on('error', (err) => this.opts.logger.debug({ err, connection: name }, 'redis connection error'));
     this.connections.push(redis);
     return redis;
   }
 
-  /** The first connection reports outages once, not once per reconnect attempt. */
+  /**
+   * The first connection reports outages once, not once per reconnect attempt: one line naming the
+   * (masked) URL and the error, written at the first error after the connection dropped.
+   */
   private watchRedis(redis: Redis): void {
     let down = false;
+    let reported = false;
+    let fallback: NodeJS.Timeout | undefined;
+    const url = maskRedisUrl(this.opts.config.redis.url);
+    const report = (error: string): void => {
+      clearTimeout(fallback);
+      if (reported || this.stopping) return;
+      reported = true;
+      this.opts.logger.warn({ redisUrl: url, error }, `Redis is unreachable at ${url} (${error}); waiting for it (nothing is lost, work resumes when it is back)`);
+    };
     redis.on('close', () => {
       if (down || this.stopping) return;
       down = true;
-      this.opts.logger.warn('Redis is unreachable; waiting for it (nothing is lost, work resumes when it is back)');
+      reported = false;
+      // The error that explains the drop usually follows the close; report without one after a second.
+      fallback = setTimeout(() => report('connection closed'), 1_000);
+      fallback.unref();
+    });
+    redis.on('error', (err: Error) => {
+      if (down) report(err.message || (err as NodeJS.ErrnoException).code || err.name);
     });
     redis.on('ready', () => {
       if (!down) return;
       down = false;
-      this.opts.logger.info('Redis is reachable again; resuming');
+      clearTimeout(fallback);
+      if (reported) this.opts.logger.info({ redisUrl: url }, 'Redis is reachable again; resuming');
     });
   }
 
@@ -93,14 +124,17 @@ export class Daemon {
     this.watchRedis(state);
     const queueConnection = this.connect('c42x-queue');
     const pollState = new PollState(state, this.keys);
+    const health = this.connect('c42x-health', 'command');
     this.readinessProbe = new Readiness({
-      redis: this.connect('c42x-health', 'command'),
+      redis: health,
       pollState,
       pollLockKey: this.keys.pollLock,
       status: this.status,
       pollIntervalMs: config.poll.interval,
       startedAt: this.startedAt,
       shuttingDown: () => this.stopping,
+      outages: () => this.breaker?.openCircuits() ?? new Map(),
+      redisFull: () => this.memoryGuard?.state(),
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
 
@@ -126,7 +160,7 @@ export class Daemon {
     this.forwardQueue.on('error', (err) => logger.debug({ err }, 'forward queue error'));
     const queue = this.forwardQueue;
     const ledger = new Ledger(state, this.keys);
-    this.metricsSources(queue, pollState, ledger);
+    this.metricsSources(queue, pollState, ledger, health);
 
     const status = this.status;
     const pollerEvents: PollerEvents = {
@@ -135,6 +169,7 @@ export class Daemon {
         metrics.pollerEvents.onPoll?.(outcome, durationMs, error);
         if (outcome === 'ok') status.markOk('code42');
         if (error instanceof Code42AuthError) status.markAuthFailure('code42', error.message);
+        if (isRedisOomError(error)) void this.memoryGuard?.refused((error as Error).message);
       },
     };
     const poller = new Poller({
@@ -167,6 +202,25 @@ export class Daemon {
       onLossCounted: () => metrics.redisStateLost(),
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
+    const breaker = this.createBreaker(queue, xsoar, createIncydrClient(config, { budget, observer: metrics.observer, retryLimit: 0 }));
+    this.breaker = breaker;
+    status.onOk((upstream) => breaker.recordSuccess(upstream));
+    this.memoryGuard = new RedisMemoryGuard({
+      redis: state,
+      probeKey: `${config.redis.prefix}:memory-probe`,
+      probeIntervalMs: config.upstream.probeInterval,
+      probeMaxMs: config.upstream.probeMax,
+      pause: async () => this.worker?.pauseLocal(),
+      resume: async () => this.worker?.resumeLocal(),
+      events: {
+        onFull: (full, memory) =>
+          logger.error(
+            { reason: full.reason, redisMemory: memory },
+            'Redis refuses writes (maxmemory reached): forwarding waits without spending attempts and resumes when Redis accepts writes; raise maxmemory',
+          ),
+        onRecovered: (downMs, memory) => logger.info({ downMs, redisMemory: memory }, 'Redis accepts writes again; resuming'),
+      },
+    });
     this.worker = new ForwardWorker({
       connection: this.connect('c42x-worker'),
       prefix: config.redis.prefix,
@@ -186,6 +240,8 @@ export class Daemon {
         maxBodyBytes: config.xsoar.maxBody,
       },
       status,
+      breaker,
+      memory: this.memoryGuard,
       searchSettleMs: config.xsoar.searchSettle,
       stateLoss: this.stateMarker,
       lockDurationMs: config.worker.lockDuration,
@@ -209,7 +265,41 @@ export class Daemon {
     logger.info({ pollIntervalMs: config.poll.interval, concurrency: config.worker.concurrency }, 'started');
   }
 
-  private metricsSources(queue: Queue, pollState: PollState, ledger: Ledger): void {
+  /**
+   * One circuit per upstream: an outage pauses the queue (BullMQ's queue rate limit, shared by every
+   * replica, spends no attempt) and a probe that needs no session decides when it is over.
+   */
+  private createBreaker(queue: Queue, xsoar: XsoarClient, code42: IncydrClient): CircuitBreaker {
+    const { config, logger } = this.opts;
+    const name = (u: Upstream): string => (u === 'xsoar' ? 'XSOAR' : 'Code42');
+    return new CircuitBreaker({
+      // At least 2 and below the attempts: a session that alone keeps failing spends threshold - 1
+      // attempts per opening (the probe finds the upstream up), so it still reaches the failed set.
+      threshold: Math.max(2, Math.min(config.upstream.failureThreshold, config.worker.attempts - 1)),
+      probeIntervalMs: config.upstream.probeInterval,
+      probeMaxMs: config.upstream.probeMax,
+      probes: {
+        // A search and an events read of a session that does not exist: any answer means "up".
+        xsoar: async () => void (await xsoar.findIncidentsForSession(PROBE_SESSION_ID, config.xsoar.incidentType)),
+        code42: async () => void (await code42.getSessionEvents(PROBE_SESSION_ID)),
+      },
+      pause: async (ms) => void (await queue.rateLimit(Math.max(1, Math.ceil(ms)))),
+      resume: async () => void (await queue.removeRateLimitKey()),
+      events: {
+        onOpen: (u, c) => {
+          this.metrics.upstreamOutage(u);
+          logger.error(
+            { upstream: u, reason: c.reason, nextProbeInMs: c.nextProbeAt - c.since },
+            `${name(u)} is down (${c.reason}): the forward queue waits without spending attempts and probes ${name(u)} until it answers`,
+          );
+        },
+        onProbeFailed: (u, c) => logger.debug({ upstream: u, reason: c.reason, failedProbes: c.failedProbes }, `${name(u)} still down`),
+        onClose: (u, downMs) => logger.info({ upstream: u, downMs }, `${name(u)} answers again after ${Math.round(downMs / 100) / 10} s; the forward queue resumes`),
+      },
+    });
+  }
+
+  private metricsSources(queue: Queue, pollState: PollState, ledger: Ledger, health: Redis): void {
     this.metrics.setSources({
       queueDepth: async () => {
         const c = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'prioritized');
@@ -217,6 +307,9 @@ export class Daemon {
       },
       checkpoint: () => pollState.getCheckpoint(),
       incidentIdUnknown: () => ledger.acceptedCount(),
+      upstreamOutages: () => this.breaker?.openCircuits() ?? new Map(),
+      redisMemory: () => readRedisMemory(health),
+      redisFullSince: () => this.memoryGuard?.state()?.since,
     });
   }
 
@@ -238,6 +331,14 @@ export class Daemon {
     }
   }
 
+  /** The forward queue is paused (BullMQ's queue rate limit is set); false when Redis does not tell within 1 s. */
+  private async queuePaused(): Promise<boolean> {
+    if (!this.forwardQueue) return false;
+    // With a count: the worker's own limiter key lives for up to a second in normal work too.
+    const ttl = await withTimeout(this.forwardQueue.getRateLimitTtl(LIMITER_MAX), 1_000, 'reading the queue pause').catch(() => 0);
+    return ttl > 0;
+  }
+
   /**
    * Graceful stop within `deadlineMs`: readiness goes false, polling stops, running jobs finish or
    * are handed back to the queue, then queues and connections close.
@@ -246,6 +347,8 @@ export class Daemon {
     const { logger } = this.opts;
     this.stopping = true;
     this.stateMarker?.stop();
+    this.breaker?.stop();
+    this.memoryGuard?.stop();
     const deadline = Date.now() + deadlineMs;
     const left = (): number => deadline - Date.now();
 
@@ -253,11 +356,19 @@ export class Daemon {
       logger.warn('a poll was still running at shutdown; it is abandoned (the checkpoint did not move, the next poll repeats it)');
       await within(this.scheduler.stop(true), 1_000);
     }
-    if (this.worker && (await within(this.worker.close(), left() - 3_000)) === 'timeout') {
+    // While the queue is paused (refused credentials, an upstream down, a 429) no job is fetched and the
+    // paused ones are already back in the queue; BullMQ's worker may still sleep out the pause, so do
+    // not wait for it: hand back whatever still runs and close at once.
+    const paused = await this.queuePaused();
+    logger.debug({ paused }, 'shutdown: polling stopped; closing the forward worker');
+    if (this.worker && paused) {
+      await this.worker.closeNow('shutdown', Math.max(500, Math.min(2_000, left() - 3_000)));
+    } else if (this.worker && (await within(this.worker.close(), left() - 3_000)) === 'timeout') {
       logger.warn('forward jobs still running at the deadline; handing them back to the queue');
       this.worker.cancelAll('shutdown');
       await within(this.worker.close(true), Math.max(500, left() - 1_500));
     }
+    logger.debug('shutdown: forward worker closed; closing the queue and connections');
     if (this.forwardQueue) await within(this.forwardQueue.close(), Math.max(200, left() - 1_000));
     await within(Promise.all(this.connections.map((c) => closeRedis(c))), Math.max(200, left()));
     for (const c of this.connections) if (c.status !== 'end') c.disconnect();

@@ -8,7 +8,7 @@ import { XsoarClient } from './xsoar/xsoar-client.js';
 /** The Code42 client as configured (the daemon adds the shared budget; CLI commands may not). */
 export function createIncydrClient(
   config: Config,
-  extra: { budget?: RequestBudget; observer?: RequestObserver; clock?: () => number; onOddity?: OddityListener } = {},
+  extra: { budget?: RequestBudget; observer?: RequestObserver; clock?: () => number; onOddity?: OddityListener; retryLimit?: number } = {},
 ): IncydrClient {
   return new IncydrClient({
     apiUrl: config.code42.apiUrl,
@@ -19,6 +19,7 @@ export function createIncydrClient(
     caFile: config.code42.caFile,
     proxy: config.proxy.https,
     noProxy: config.proxy.noProxy,
+    retryLimit: config.upstream.code42Retries,
     ...extra,
   });
 }

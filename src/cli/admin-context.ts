@@ -19,8 +19,8 @@ export interface AdminContext {
 }
 
 export async function openAdminContext(config: Config): Promise<AdminContext> {
-  const redis = createRedis({ url: config.redis.url, name: 'c42x-cli', role: 'command' });
-  const queueConnection = createRedis({ url: config.redis.url, name: 'c42x-cli-queue', role: 'command' });
+  const redis = createRedis({ url: config.redis.url, password: config.redis.password, name: 'c42x-cli', role: 'command' });
+  const queueConnection = createRedis({ url: config.redis.url, password: config.redis.password, name: 'c42x-cli-queue', role: 'command' });
   for (const r of [redis, queueConnection]) r.on('error', () => undefined);
   try {
     await withTimeout(redis.ping(), 10_000, 'Redis does not answer within 10 s');

@@ -67,7 +67,7 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
   }
   let redis: Redis | undefined;
   try {
-    redis = createRedis({ url: config.redis.url, name: 'c42x-check', role: 'command' });
+    redis = createRedis({ url: config.redis.url, password: config.redis.password, name: 'c42x-check', role: 'command' });
     redis.on('error', () => undefined);
     await timeout(redis.ping(), 'Redis PING');
     let policy = 'unknown (CONFIG GET not allowed)';

@@ -103,7 +103,6 @@ export async function replayCommand(config: Config, args: ReplayArgs, io: CliIo)
           continue;
         }
         const ledger = forwarded ? ((await ctx.ledger.incidentFor(id)) ?? '(id not yet known)') : null;
-        }
         const state = await jobState(ctx, id);
         if (state !== 'failed' && state !== 'completed' && state !== 'unknown') {
           summary.alreadyQueued += 1;

@@ -1,3 +1,4 @@
+import { isRedisUrl } from '../infra/redis.js';
 import convict from 'convict';
 import { lacksUnit, parseDuration, unitlessMessage } from './duration.js';
 import { SEVERITY_WORDS, SESSION_STATES, STATE_NAME_PATTERN } from '../code42/vocabulary.js';
@@ -86,12 +87,8 @@ export function registerFormats(): void {
     },
     'redis-url': {
       validate(value: unknown) {
-        if (typeof value !== 'string') throw new Error('must be a redis:// or rediss:// URL');
-        try {
-          const url = new URL(value);
-          if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new Error('bad protocol');
-        } catch {
-          throw new Error('must be a redis:// or rediss:// URL');
+        if (typeof value !== 'string' || !isRedisUrl(value)) {
+          throw new Error('must be a redis://, rediss:// or redis+sentinel://host:26379,host2:26379/<master> URL');
         }
       },
     },
@@ -145,6 +142,12 @@ export function registerFormats(): void {
     'positive-int': {
       validate(value: unknown) {
         if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) throw new Error('must be a whole number of at least 1');
+      },
+      coerce: (value: unknown) => (typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value),
+    },
+    'nonneg-int': {
+      validate(value: unknown) {
+        if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) throw new Error('must be a whole number of at least 0');
       },
       coerce: (value: unknown) => (typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value),
     },

@@ -21,7 +21,7 @@ export interface Config {
     caFile: string | null;
   };
   poll: { interval: number; firstFetch: number; lookback: number };
-  redis: { url: string; prefix: string };
+  redis: { url: string; prefix: string; password: string | null };
   log: { level: string };
   xsoar: {
     url: string;
@@ -43,6 +43,7 @@ export interface Config {
   worker: { concurrency: number; attempts: number; backoff: number; lockDuration: number; keepCompleted: number };
   proxy: { https: string | null; noProxy: string | null };
   http: { port: number; host: string };
+  upstream: { failureThreshold: number; probeInterval: number; probeMax: number; code42Retries: number };
 }
 
 /** Bad configuration: one readable line per problem, each naming the key and its env variable. */
@@ -162,6 +163,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   }
   if (config.code42.caFile === '') config.code42.caFile = null;
   if (config.proxy.https === '') config.proxy.https = null;
+  if (config.redis.password === '') config.redis.password = null;
   if (config.proxy.noProxy === '') config.proxy.noProxy = null;
   return config;
 }

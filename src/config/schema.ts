@@ -88,10 +88,17 @@ export const schema = {
   },
   redis: {
     url: {
-      doc: 'Redis URL; a password in it is treated as a secret',
+      doc: 'Redis URL: redis://[:password@]host:6379[/db], rediss:// for TLS, or redis+sentinel://host1:26379,host2:26379/<master>[/db] for Sentinel; a password in it is treated as a secret',
       format: 'redis-url',
       default: 'redis://127.0.0.1:6379',
       env: 'REDIS_URL',
+      sensitive: true,
+    },
+    password: {
+      doc: 'Redis password, for a REDIS_URL without one (e.g. from a Kubernetes Secret); a password in the URL wins',
+      format: 'optional-string',
+      default: null as string | null,
+      env: 'REDIS_PASSWORD',
       sensitive: true,
     },
     prefix: {
@@ -275,6 +282,32 @@ export const schema = {
       format: 'required-string',
       default: '0.0.0.0',
       env: 'HTTP_HOST',
+    },
+  },
+  upstream: {
+    failureThreshold: {
+      doc: 'Consecutive transient failures of XSOAR or Code42 (unreachable, 5xx, timeouts) that count as an outage: the queue then pauses without spending attempts and probes the upstream until it answers (kept below WORKER_ATTEMPTS)',
+      format: 'positive-int',
+      default: 5 as number | string,
+      env: 'UPSTREAM_FAILURE_THRESHOLD',
+    },
+    probeInterval: {
+      doc: 'During an outage of an upstream or a full Redis: delay before the first probe; it doubles after each failed probe',
+      format: 'positive-duration',
+      default: 1_000 as number | string,
+      env: 'UPSTREAM_PROBE_INTERVAL',
+    },
+    probeMax: {
+      doc: 'Longest delay between two probes of an upstream that is down (or of a full Redis)',
+      format: 'positive-duration',
+      default: 30_000 as number | string,
+      env: 'UPSTREAM_PROBE_MAX',
+    },
+    code42Retries: {
+      doc: 'Retries of one Code42 GET (5xx, 429, network errors) with backoff, inside a forward attempt or a poll, before it counts as a failure',
+      format: 'nonneg-int',
+      default: 4 as number | string,
+      env: 'CODE42_RETRIES',
     },
   },
 };

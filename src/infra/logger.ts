@@ -30,7 +30,7 @@ export const REDACT_PATHS = [
  * Serializes errors without what got attaches to them: a got RequestError carries its whole
  * `options` (headers included), which must never reach a log line.
  */
-export function serializeError(value: unknown): Record<string, unknown> {
+export function serializeError(value: unknown, withStack = true): Record<string, unknown> {
   if (!(value instanceof Error)) return { message: String(value) };
   const out: Record<string, unknown> = { type: value.name, message: value.message };
   const extra = value as Error & {
@@ -47,8 +47,8 @@ export function serializeError(value: unknown): Record<string, unknown> {
     const url = new URL(String(extra.options.url));
     out.request = `${extra.options.method ?? 'GET'} ${url.origin}${url.pathname}`;
   }
-  if (value.stack) out.stack = value.stack;
-  if (value.cause !== undefined) out.cause = serializeError(value.cause);
+  if (value.stack && withStack) out.stack = value.stack;
+  if (value.cause !== undefined) out.cause = serializeError(value.cause, withStack);
   return out;
 }
 
@@ -58,12 +58,17 @@ export interface LoggerConfig {
   base?: Record<string, unknown>;
 }
 
+/** Levels at which error lines carry stack traces; above them a failure is its type, code and message. */
+const STACK_LEVELS = new Set(['debug', 'trace']);
+
 export function createLogger(config: LoggerConfig, destination?: DestinationStream): Logger {
+  const withStack = STACK_LEVELS.has(config.level);
+  const serialize = (value: unknown): Record<string, unknown> => serializeError(value, withStack);
   const options: LoggerOptions = {
     level: config.level,
     base: { service: 'code42-xsoar-forwarder', ...config.base },
     redact: { paths: REDACT_PATHS, censor: '[REDACTED]' },
-    serializers: { err: serializeError, error: serializeError },
+    serializers: { err: serialize, error: serialize },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
   };

@@ -11,6 +11,48 @@ export interface RedisConnectionOptions {
    * @defaultValue 'worker'
    */
   role?: 'worker' | 'command';
+  /** Password for a URL without one (REDIS_PASSWORD); a password in the URL wins. */
+  password?: string | null;
+}
+
+/** Sentinel form: redis+sentinel://[:password@]host1:26379,host2:26379/<master name>[/db][?sentinelPassword=...] */
+const SENTINEL_URL = /^(rediss?)\+sentinel:\/\/(?:([^:@/]*)(?::([^@/]*))?@)?([^/?#]+)\/([^/?#]+)(?:\/(\d+))?\/?(?:\?([^#]*))?$/;
+
+/**
+ * ioredis options for the URL forms the daemon accepts:
+ * - `redis://[:password@]host:port[/db]` and `rediss://...` (TLS), read by ioredis itself;
+ * - `redis+sentinel://[:password@]host1:26379,host2:26379/<master>[/db][?sentinelPassword=...]`
+ *   (`rediss+sentinel://` for TLS to the master and replicas): ioredis asks the sentinels for the master.
+ * Returns undefined for the plain forms (pass the URL to ioredis).
+ */
+export function sentinelOptions(url: string): RedisOptions | undefined {
+  const m = SENTINEL_URL.exec(url);
+  if (!m) return undefined;
+  const [, scheme, username, password, hosts, name, db, query] = m;
+  const sentinels = (hosts ?? '').split(',').map((hp) => {
+    const [host, port] = hp.split(':');
+    return { host: host ?? '', port: Number(port || 26379) };
+  });
+  const params = new URLSearchParams(query ?? '');
+  const options: RedisOptions = { sentinels, name: decodeURIComponent(name ?? '') };
+  if (username) options.username = decodeURIComponent(username);
+  if (password) options.password = decodeURIComponent(password);
+  if (db) options.db = Number(db);
+  const sentinelPassword = params.get('sentinelPassword');
+  if (sentinelPassword) options.sentinelPassword = sentinelPassword;
+  if (scheme === 'rediss') options.tls = {};
+  return options;
+}
+
+/** The URL is one of the accepted forms (see sentinelOptions). */
+export function isRedisUrl(url: string): boolean {
+  if (SENTINEL_URL.test(url)) return true;
+  try {
+    const u = new URL(url);
+    return u.protocol === 'redis:' || u.protocol === 'rediss:';
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -28,6 +70,9 @@ export function createRedis(opts: RedisConnectionOptions): Redis {
     retryStrategy: (times) => Math.min(200 * 2 ** Math.min(times, 5), 5_000),
     lazyConnect: false,
   };
+  if (opts.password) options.password = opts.password;
+  const sentinel = sentinelOptions(opts.url);
+  if (sentinel) return new Redis({ ...options, ...sentinel, ...(sentinel.password ? {} : opts.password ? { password: opts.password } : {}) });
   return new Redis(opts.url, options);
 }
 
@@ -43,6 +88,7 @@ export async function closeRedis(redis: Redis): Promise<void> {
 
 /** Replaces the password of a redis:// URL so it can be shown. */
 export function maskRedisUrl(url: string): string {
+  if (SENTINEL_URL.test(url)) return url.replace(/^([^:]+:\/\/[^:@/]*:)[^@/]*@/, '$1***@').replace(/(sentinelPassword=)[^&#]*/, '$1***');
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';

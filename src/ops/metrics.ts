@@ -19,6 +19,12 @@ export interface MetricsSources {
   checkpoint?: () => Promise<number | null>;
   /** Sessions forwarded whose XSOAR incident id is not known yet, read at scrape time. */
   incidentIdUnknown?: () => Promise<number>;
+  /** Upstreams whose circuit is open, with when it opened (epoch ms). */
+  upstreamOutages?: () => Map<'code42' | 'xsoar', { since: number }>;
+  /** Redis's memory, read at scrape time (INFO memory). */
+  redisMemory?: () => Promise<{ usedBytes: number; maxBytes: number } | undefined>;
+  /** Since when Redis refuses writes for memory (epoch ms), if it does. */
+  redisFullSince?: () => number | undefined;
 }
 
 /**
@@ -41,6 +47,7 @@ export class ForwarderMetrics {
   private readonly notStored: Counter;
   private readonly ownershipLost: Counter;
   private readonly stateLost: Counter;
+  private readonly outages: Counter<'upstream'>;
 
   private sources: MetricsSources;
 
@@ -48,7 +55,7 @@ export class ForwarderMetrics {
     this.sources = sources;
     const p = METRIC_PREFIX;
     const registers = [this.registry];
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: p });
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.sessions = new Counter({
       name: `${p}sessions_total`,
       help: 'Sessions read from Code42 by outcome: seen (every item read), enqueued, filtered (outside the severity/state filter), rejected (invalid input)',
@@ -141,6 +148,61 @@ export class ForwarderMetrics {
         if (at !== null) this.set(Math.max(0, (Date.now() - at) / 1000));
       },
     });
+    new Gauge({
+      name: `${p}upstream_up`,
+      help: '1 while the upstream answers, 0 while its circuit is open (consecutive transient failures: the queue waits and probes it)',
+      labelNames: ['upstream'] as const,
+      registers,
+      collect() {
+        const down = self.sources.upstreamOutages?.() ?? new Map();
+        for (const upstream of ['code42', 'xsoar'] as const) this.set({ upstream }, down.has(upstream) ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: `${p}upstream_down_since_timestamp_seconds`,
+      help: 'When the upstream\'s current outage began (Unix time); 0 while it is up',
+      labelNames: ['upstream'] as const,
+      registers,
+      collect() {
+        const down = self.sources.upstreamOutages?.() ?? new Map();
+        for (const upstream of ['code42', 'xsoar'] as const) this.set({ upstream }, (down.get(upstream)?.since ?? 0) / 1000);
+      },
+    });
+    this.outages = new Counter({
+      name: `${p}upstream_outages_total`,
+      help: 'Times an upstream\'s circuit opened (the queue paused for an outage instead of spending attempts)',
+      labelNames: ['upstream'] as const,
+      registers,
+    });
+    const memoryGauge = (name: string, help: string, pick: (m: { usedBytes: number; maxBytes: number }) => number): void => {
+      new Gauge({
+        name: `${p}${name}`,
+        help,
+        registers,
+        async collect() {
+          const m = await self.sources.redisMemory?.().catch(() => undefined);
+          if (m) this.set(pick(m));
+        },
+      });
+    };
+    memoryGauge('redis_used_memory_bytes', 'Redis used_memory (INFO memory)', (m) => m.usedBytes);
+    memoryGauge('redis_maxmemory_bytes', 'Redis maxmemory (INFO memory; 0 = no limit)', (m) => m.maxBytes);
+    new Gauge({
+      name: `${p}redis_writes_refused`,
+      help: '1 while Redis refuses writes for memory (maxmemory with noeviction): forwarding waits; 0 otherwise',
+      registers,
+      collect() {
+        this.set(self.sources.redisFullSince?.() === undefined ? 0 : 1);
+      },
+    });
+    new Gauge({
+      name: `${p}redis_writes_refused_since_timestamp_seconds`,
+      help: 'When Redis began refusing writes for memory (Unix time); 0 while it accepts them',
+      registers,
+      collect() {
+        this.set((self.sources.redisFullSince?.() ?? 0) / 1000);
+      },
+    });
     for (const outcome of ['seen', 'enqueued', 'filtered', 'rejected']) this.sessions.inc({ outcome }, 0);
     for (const via of ['created', 'search', 'ledger', 'resolved']) this.incidents.inc({ via }, 0);
     this.notStored = new Counter({
@@ -208,6 +270,10 @@ export class ForwarderMetrics {
   /** Redis was found without this deployment's state. */
   redisStateLost(): void {
     this.stateLost.inc();
+  }
+
+  upstreamOutage(upstream: 'code42' | 'xsoar'): void {
+    this.outages.inc({ upstream });
   }
 
   rateLimitWait(upstream: 'code42' | 'xsoar', waitMs: number): void {

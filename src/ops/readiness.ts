@@ -1,16 +1,27 @@
 import type { Redis } from 'ioredis';
 import { withTimeout } from '../infra/timeout.js';
 import type { PollState } from '../pipeline/poll-state.js';
-import type { UpstreamStatus } from '../pipeline/upstream-status.js';
+import type { Upstream, UpstreamStatus } from '../pipeline/upstream-status.js';
+import type { OpenCircuit } from '../pipeline/circuit-breaker.js';
+import { readRedisMemory, type RedisFullState } from '../pipeline/redis-memory.js';
 
 export interface CheckResult {
   ok: boolean;
   detail: string;
+  /**
+   * A condition of the whole deployment (an upstream down, Redis full) that the daemon waits out by
+   * itself: reported here, but it does not make the pod unready (see the README on readiness).
+   */
+  degraded?: boolean;
+  /** When the condition began (ISO time), for degraded checks. */
+  since?: string;
 }
 
 export interface ReadinessReport {
   ready: boolean;
   checks: Record<string, CheckResult>;
+  /** Names of the degraded checks; absent when there are none. */
+  degraded?: string[];
 }
 
 export interface ReadinessOptions {
@@ -22,6 +33,10 @@ export interface ReadinessOptions {
   pollIntervalMs: number;
   startedAt: number;
   shuttingDown: () => boolean;
+  /** Upstreams whose circuit is open in this process. */
+  outages?: () => Map<Upstream, OpenCircuit>;
+  /** Set while Redis refuses writes for memory. */
+  redisFull?: () => RedisFullState | undefined;
   clock?: () => number;
 }
 
@@ -66,6 +81,12 @@ export class Readiness {
           checks.poll = { ok: true, detail: 'a poll is in progress' };
         } else if (now - this.opts.startedAt <= limit && (last === null || last.ok)) {
           checks.poll = { ok: true, detail: 'starting: no poll completed yet' };
+        } else if (last && !last.ok && now - last.at <= limit) {
+          // Polls run but fail (Code42 down, Redis full...): the deployment's condition, waited out and
+          // reported; credentials refused are reported by the *Auth checks.
+          checks.poll = { ok: true, degraded: true, detail: `polls are failing (last attempt ${Math.round((now - last.at) / 1000)} s ago): ${last.error}` };
+        } else if (this.opts.redisFull?.()) {
+          checks.poll = { ok: true, degraded: true, detail: 'no poll can complete while Redis refuses writes' };
         } else {
           const why = last && !last.ok && last.error ? `; last poll failed: ${last.error}` : '';
           const when = Number.isFinite(sinceSuccess) ? `${Math.round(sinceSuccess / 1000)} s ago` : 'never';
@@ -80,6 +101,38 @@ export class Readiness {
       const failure = this.opts.status.authFailure(upstream);
       checks[`${upstream}Auth`] = failure ? { ok: false, detail: failure.message } : { ok: true, detail: 'no authentication failure' };
     }
-    return { ready: Object.values(checks).every((c) => c.ok), checks };
+    const outages = this.opts.outages?.() ?? new Map<Upstream, OpenCircuit>();
+    for (const upstream of ['code42', 'xsoar'] as const) {
+      const open = outages.get(upstream);
+      checks[upstream] = open
+        ? {
+            ok: true,
+            degraded: true,
+            since: new Date(open.since).toISOString(),
+            detail: `${upstream === 'xsoar' ? 'XSOAR' : 'Code42'} down for ${Math.round((now - open.since) / 1000)} s: ${open.reason}; the queue waits (no attempts spent), next probe in ${Math.max(0, Math.round((open.nextProbeAt - now) / 1000))} s`,
+          }
+        : { ok: true, detail: 'answering' };
+    }
+    if (redisOk) checks.redisMemory = await this.memoryCheck(now);
+
+    const degraded = Object.entries(checks).filter(([, c]) => c.degraded).map(([name]) => name);
+    return { ready: Object.values(checks).every((c) => c.ok), checks, ...(degraded.length > 0 ? { degraded } : {}) };
+  }
+
+  /** Used memory against maxmemory, and whether Redis refuses writes (a full Redis pauses forwarding). */
+  private async memoryCheck(now: number): Promise<CheckResult> {
+    const memory = await within1s(readRedisMemory(this.opts.redis), 'INFO memory').catch(() => undefined);
+    const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MB`;
+    const usage = memory ? `used ${mb(memory.usedBytes)} of ${memory.maxBytes > 0 ? `maxmemory ${mb(memory.maxBytes)}` : 'no maxmemory limit'}` : 'memory unknown';
+    const full = this.opts.redisFull?.();
+    if (full) {
+      return {
+        ok: true,
+        degraded: true,
+        since: new Date(full.since).toISOString(),
+        detail: `Redis refuses writes for ${Math.round((now - full.since) / 1000)} s (${full.reason}); ${usage}; forwarding waits and resumes when Redis accepts writes (raise maxmemory)`,
+      };
+    }
+    return { ok: true, detail: usage };
   }
 }

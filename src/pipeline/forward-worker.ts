@@ -13,6 +13,16 @@ import type { CreateMark, Ledger } from './ledger.js';
 import { OwnershipLostError } from './ownership.js';
 import type { SessionEnricher } from './session-enricher.js';
 import type { Upstream, UpstreamStatus } from './upstream-status.js';
+import { transientUpstream, type CircuitBreaker } from './circuit-breaker.js';
+import { isRedisOomError, type RedisMemoryGuard } from './redis-memory.js';
+import { FailureLog } from './failure-log.js';
+import { withTimeout } from '../infra/timeout.js';
+
+/**
+ * The worker's own rate limit: high enough never to limit by itself (it is there so queue.rateLimit()
+ * works). A queue pause sets the limiter's count far above it, which is how a pause is told apart.
+ */
+export const LIMITER_MAX = 100_000;
 
 /** What a forward job returns (kept with the completed job). */
 export interface ForwardResult {
@@ -25,7 +35,7 @@ export interface ForwardResult {
 }
 
 /** Reason classes for failed jobs and metrics. */
-export type FailureClass = 'invalid_input' | 'xsoar_rejected' | 'auth' | 'transient' | 'unknown' | 'not_stored';
+export type FailureClass = 'invalid_input' | 'xsoar_rejected' | 'auth' | 'transient' | 'unknown' | 'not_stored' | 'upstream_down' | 'redis_full';
 
 /** Failed-set reason of a create XSOAR accepted (2xx) but stored nowhere a search finds within the settle window. */
 export const NOT_STORED_REASON = 'accepted by XSOAR but no incident stored (pre-process rule?)';
@@ -77,6 +87,10 @@ export interface ForwardWorkerOptions {
   lockDurationMs?: number;
   /** Detector of lost Redis state: sessions it doubts are searched in XSOAR before any create. */
   stateLoss?: StateLossCheck;
+  /** Pauses the queue without spending attempts while an upstream is down (absent: every failure spends one). */
+  breaker?: CircuitBreaker;
+  /** Pauses this process while Redis refuses writes for memory. */
+  memory?: RedisMemoryGuard;
   /** True once the daemon is stopping: a job aborted then is handed back without using an attempt. */
   shuttingDown?: () => boolean;
   clock?: () => number;
@@ -93,19 +107,24 @@ export class ForwardWorker {
   private readonly clock: () => number;
   /** When the last auth-failure line was written (one line per pause, not one per job). */
   private lastAuthLog: number | undefined;
+  /** Jobs being processed by this process. */
+  private readonly running = new Set<Promise<unknown>>();
+  /** Collapses repeated identical failure lines into one line with a count. */
+  private readonly failureLog: FailureLog;
 
   constructor(private readonly opts: ForwardWorkerOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.failureLog = new FailureLog({ logger: opts.logger, clock: this.clock });
   }
 
   start(): void {
     const { connection, prefix, concurrency, logger } = this.opts;
-    this.worker = new Worker(FORWARD_QUEUE, (job, token, signal) => this.process(job, token, signal), {
+    this.worker = new Worker(FORWARD_QUEUE, (job, token, signal) => this.track(this.process(job, token, signal)), {
       connection,
       prefix,
       concurrency,
       // Required for queue.rateLimit() to take effect; high enough never to limit by itself.
-      limiter: { max: 100_000, duration: 1_000 },
+      limiter: { max: LIMITER_MAX, duration: 1_000 },
       // A crash of this process is not the job's fault: let it be picked up again many times.
       maxStalledCount: 10,
       lockDuration: this.opts.lockDurationMs ?? 30_000,
@@ -122,6 +141,35 @@ export class ForwardWorker {
   /** Stops taking jobs and waits for the running ones (bounded by the caller). */
   async close(force = false): Promise<void> {
     await this.worker?.close(force);
+    this.failureLog.flush();
+  }
+
+  /** Stops taking jobs in this process only (writes nothing to Redis); running jobs go on. */
+  async pauseLocal(): Promise<void> {
+    await this.worker?.pause(true);
+  }
+
+  async resumeLocal(): Promise<void> {
+    await this.worker?.resume();
+  }
+
+  /**
+   * Closes at once without waiting for BullMQ's worker to sleep out a queue pause: running jobs are
+   * aborted and handed back (bounded by `ms`), then the worker is closed by force.
+   */
+  async closeNow(reason: string, ms: number): Promise<void> {
+    this.worker?.cancelAllJobs(reason);
+    await withTimeout(Promise.allSettled([...this.running]), ms, 'handing jobs back').catch(() => undefined);
+    await withTimeout(this.worker?.close(true) ?? Promise.resolve(), ms, 'closing the worker').catch(() => undefined);
+    this.failureLog.flush();
+  }
+
+  /** Keeps the promise of a running job until it settles (closeNow waits for the hand-back). */
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    const forget = (): void => void this.running.delete(p);
+    p.then(forget, forget);
+    return p;
   }
 
   /** Aborts the in-flight HTTP requests of running jobs; they go back to the queue. */
@@ -139,6 +187,8 @@ export class ForwardWorker {
       throw new UnrecoverableError(`invalid job data: ${(err as Error).message}`);
     }
     const log = this.opts.logger.child({ alertId: data.sessionId, jobId: job.id, attempt: job.attemptsMade + 1 });
+    // An upstream is down: wait for its probe instead of spending this job's attempt on it.
+    if (this.opts.breaker?.isOpen()) throw await this.pauseQueue(this.opts.queue, this.opts.breaker.pauseLeftMs() + 100);
     try {
       const result = await this.forward(data, job, token, signal, log);
       this.opts.events?.onForwarded?.(result, this.clock() - started);
@@ -331,13 +381,41 @@ export class ForwardWorker {
       events?.onFailed?.('invalid_input', true);
       return new UnrecoverableError(err.message);
     }
-    if (err instanceof XsoarUnavailableError) {
-      log.warn({ err, ambiguous: err.ambiguous }, 'XSOAR request failed; will retry');
-    } else {
-      log.warn({ err }, 'forwarding failed; will retry');
+    if (isRedisOomError(err) && this.opts.memory) {
+      // A full Redis is the deployment's condition: hand the job back (no attempt) and stop taking jobs
+      // here until Redis accepts writes. No queue-wide pause: that would itself be a refused write.
+      await this.opts.memory.refused((err as Error).message);
+      log.debug({ err }, 'Redis refused a write for memory; handed back without using an attempt');
+      events?.onFailed?.('redis_full', false);
+      return new RateLimitError();
     }
-    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    events?.onFailed?.(err instanceof XsoarUnavailableError ? 'transient' : 'unknown', final);
+    const message = err instanceof Error ? err.message : String(err);
+    const upstream = transientUpstream(err);
+    if (upstream && this.opts.breaker && (await this.opts.breaker.recordFailure(upstream, message))) {
+      // The line about the outage comes from the breaker (once per opening), not from each job.
+      log.debug({ err }, 'upstream down; handed back without using an attempt');
+      events?.onFailed?.('upstream_down', false);
+      return new RateLimitError();
+    }
+    const attempts = job.opts.attempts ?? 1;
+    const final = job.attemptsMade + 1 >= attempts;
+    const reasonClass: FailureClass = upstream || err instanceof XsoarUnavailableError ? 'transient' : 'unknown';
+    events?.onFailed?.(reasonClass, final);
+    log.debug({ err }, 'forward attempt failed');
+    if (!final) {
+      // The session's one line per failure: the reason and what happens next. The final attempt says
+      // nothing here: the 'failed' handler writes the one line about the failed set.
+      const retryInMs = nextBackoffMs(job);
+      const ambiguous = err instanceof XsoarUnavailableError ? err.ambiguous : undefined;
+      this.failureLog.log(
+        'warn',
+        `${reasonClass}:${message}`,
+        sessionOf(job),
+        { jobId: job.id, attempt: job.attemptsMade + 1, attempts, reason: message, retryInMs, ...(ambiguous ? { ambiguous } : {}) },
+        `forward attempt failed (${message}); will retry in about ${formatMs(retryInMs)}${ambiguous ? ', searching XSOAR first' : ''}`,
+        (count, seconds) => `${count} more forward attempts failed the same way in ${seconds} s (${message}); each has attempts left and will be retried`,
+      );
+    }
     return err instanceof Error ? err : new Error(String(err));
   }
 
@@ -356,6 +434,17 @@ function certainlyNotCreated(err: unknown): boolean {
     err instanceof XsoarAuthError ||
     (err instanceof XsoarUnavailableError && !err.ambiguous)
   );
+}
+
+/** BullMQ's exponential backoff before the next attempt (without its jitter, which only shortens it). */
+function nextBackoffMs(job: Job): number {
+  const b = job.opts.backoff;
+  const base = typeof b === 'number' ? b : (b?.delay ?? 0);
+  return base * 2 ** job.attemptsMade;
+}
+
+function formatMs(ms: number): string {
+  return ms < 1_000 ? `${Math.round(ms)} ms` : `${Math.round(ms / 100) / 10} s`;
 }
 
 function sessionOf(job: Job): string {

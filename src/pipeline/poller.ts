@@ -144,7 +144,8 @@ export class Poller {
     await this.state.pruneSeen(cutoff);
     await this.rejected.pruneIds(cutoff);
     result.durationMs = this.clock() - startedAt;
-    logger.info(
+    // A poll that found nothing new is routine: at debug, so an idle daemon's log stays quiet.
+    logger[result.enqueued > 0 || result.rejected > 0 ? 'info' : 'debug'](
       {
         since: new Date(since).toISOString(),
         checkpoint: new Date(startedAt).toISOString(),

@@ -6,6 +6,7 @@ export type Upstream = 'code42' | 'xsoar';
  */
 export class UpstreamStatus {
   private readonly authFailures = new Map<Upstream, { message: string; since: number }>();
+  private readonly okListeners: Array<(upstream: Upstream) => void> = [];
 
   markAuthFailure(upstream: Upstream, message: string, at = Date.now()): boolean {
     const first = !this.authFailures.has(upstream);
@@ -15,6 +16,12 @@ export class UpstreamStatus {
 
   markOk(upstream: Upstream): void {
     this.authFailures.delete(upstream);
+    for (const listener of this.okListeners) listener(upstream);
+  }
+
+  /** Called on every success of `upstream` (the circuit breaker closes on it). */
+  onOk(listener: (upstream: Upstream) => void): void {
+    this.okListeners.push(listener);
   }
 
   authFailure(upstream: Upstream): { message: string; since: number } | undefined {

@@ -127,7 +127,7 @@ function drainTenant(sessions: number, extra: Partial<TenantOptions> = {}): Gene
 
 /** Daemon metrics worth keeping in the results (no histogram buckets, no Node default series). */
 function keptMetrics(m: Metrics): Record<string, number> {
-  const keep = /^code42_forwarder_(incidents_total|sessions_total|upstream_requests_total|job_failures_total|polls_total|rate_limit_wait|queue_jobs|process_cpu_seconds_total|process_resident_memory_bytes|nodejs_heap_size_(used|total)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_(used|total)_bytes|nodejs_eventloop_lag_(p50|p99|max)_seconds|forward_duration_seconds_(sum|count)|poll_duration_seconds_(sum|count)|upstream_request_duration_seconds_(sum|count))/;
+  const keep = /^(code42_forwarder_(incidents_total|sessions_total|upstream_requests_total|job_failures_total|polls_total|rate_limit_wait|queue_jobs|forward_duration_seconds_(sum|count)|poll_duration_seconds_(sum|count)|upstream_request_duration_seconds_(sum|count))|process_cpu_seconds_total|process_resident_memory_bytes|nodejs_heap_size_(used|total)_bytes|nodejs_external_memory_bytes|nodejs_heap_space_size_(used|total)_bytes|nodejs_eventloop_lag_(p50|p99|max)_seconds)/;
   const out: Record<string, number> = {};
   for (const [k, v] of m) if (keep.test(k)) out[k] = v;
   return out;

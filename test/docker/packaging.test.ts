@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
+import { render } from './kustomize.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DOCKER = join(ROOT, 'docker');
@@ -407,17 +408,14 @@ interface K8sObject extends Obj {
   metadata: Obj & { name: string };
 }
 
+/** Every object of the bundle with both opt-in parts (docker/k8s/overlays/with-secret-and-monitoring). */
 function k8sObjects(): K8sObject[] {
-  const out: K8sObject[] = [];
-  for (const file of readdirSync(K8S).filter((f) => /\.ya?ml$/.test(f) && f !== 'kustomization.yaml')) {
-    for (const doc of yamlDocs(join(K8S, file))) {
-      str(doc.apiVersion, `${file}: apiVersion`);
-      str(doc.kind, `${file}: kind`);
-      str(obj(doc.metadata, `${file}: metadata`).name, `${file}: metadata.name`);
-      out.push(doc as K8sObject);
-    }
-  }
-  return out;
+  return render(join(K8S, 'overlays', 'with-secret-and-monitoring')).map((doc) => {
+    str(doc.apiVersion, `${doc.kind}: apiVersion`);
+    str(doc.kind, 'kind');
+    str(obj(doc.metadata, `${doc.kind}: metadata`).name, `${doc.kind}: metadata.name`);
+    return doc;
+  });
 }
 
 function k8s(kind: string, name?: string): K8sObject {
@@ -603,5 +601,141 @@ describe('healthcheck (dist/ops/healthcheck.js)', () => {
     }
     // The same port, now closed: connection refused.
     assert.equal(await runHealthcheck(port), 1);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Rendering with and without the opt-in parts, the Kubernetes schema, Redis lock-down
+
+/** The model class of an object's apiVersion/kind (kubernetes-models, prometheus-operator models). */
+async function modelOf(o: K8sObject): Promise<new (data: Obj) => { validate(): void }> {
+  const [group, version] = o.apiVersion.includes('/') ? o.apiVersion.split('/') : ['', o.apiVersion];
+  const modulePath =
+    group === 'monitoring.coreos.com'
+      ? `@kubernetes-models/prometheus-operator/${group}/${version}/${o.kind}`
+      : `kubernetes-models/${group ? `${group}/` : ''}${version}/${o.kind}`;
+  const mod = (await import(modulePath)) as Record<string, unknown>;
+  const cls = mod[o.kind] ?? mod.default;
+  assert.equal(typeof cls, 'function', `no model for ${o.apiVersion} ${o.kind}`);
+  return cls as new (data: Obj) => { validate(): void };
+}
+
+const kinds = (objects: K8sObject[]): string[] => objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
+
+describe('Kubernetes bundle: rendering and schema', () => {
+  it('renders the base without the Secret and the ServiceMonitor, and the overlay with both', () => {
+    const base = render(K8S);
+    const full = render(join(K8S, 'overlays', 'with-secret-and-monitoring'));
+    assert.ok(!base.some((o) => o.kind === 'Secret' || o.kind === 'ServiceMonitor'), kinds(base).join(', '));
+    const extra = kinds(full).filter((k) => !kinds(base).includes(k));
+    assert.deepEqual(extra, ['Secret/code42-xsoar-forwarder', 'ServiceMonitor/code42-xsoar-forwarder']);
+    for (const o of full) if (o.kind !== 'Namespace') assert.equal(o.metadata.namespace, 'code42-xsoar', `${o.kind} namespace`);
+  });
+
+  it('validates every object of both renderings against the Kubernetes API schema', async () => {
+    for (const objects of [render(K8S), render(join(K8S, 'overlays', 'with-secret-and-monitoring'))]) {
+      for (const o of objects) {
+        const Model = await modelOf(o);
+        assert.doesNotThrow(() => new Model(o).validate(), `${o.kind}/${o.metadata.name}`);
+      }
+    }
+    // The validator does refuse a wrong object.
+    const deployment = render(K8S).find((o) => o.kind === 'Deployment')!;
+    const Model = await modelOf(deployment);
+    assert.throws(() => new Model({ ...deployment, spec: { ...obj(deployment.spec, 'spec'), replicas: 'two' } }).validate());
+  });
+
+  it('makes Redis require the password from the Secret, which the forwarder reads too', () => {
+    const redis = k8s('StatefulSet', 'redis');
+    const container = obj(arr(obj(obj(obj(redis.spec, 'spec').template, 'template').spec, 'pod').containers, 'containers')[0], 'container');
+    assert.match(commandLine(arr(container.args, 'args')), /--requirepass\s+\$\(REDIS_PASSWORD\)/);
+    const env = arr(container.env, 'env').map((e) => obj(e, 'env[]'));
+    for (const name of ['REDIS_PASSWORD', 'REDISCLI_AUTH']) {
+      const ref = obj(obj(env.find((e) => e.name === name)?.valueFrom, `${name}.valueFrom`).secretKeyRef, 'secretKeyRef');
+      assert.deepEqual(ref, { name: 'code42-xsoar-forwarder', key: 'REDIS_PASSWORD' });
+    }
+    const { fromSecret } = containerEnv(forwarderDeployment().container);
+    assert.ok(fromSecret.has('REDIS_PASSWORD'), 'the forwarder gets REDIS_PASSWORD from the Secret');
+  });
+
+  it('lets only the forwarder reach Redis (NetworkPolicy)', () => {
+    const policy = k8s('NetworkPolicy');
+    const spec = obj(policy.spec, 'spec');
+    const redisPod = obj(obj(obj(obj(k8s('StatefulSet', 'redis').spec, 'spec').template, 'template').metadata, 'metadata').labels, 'labels');
+    for (const [k, v] of Object.entries(obj(obj(spec.podSelector, 'podSelector').matchLabels, 'matchLabels'))) assert.equal(redisPod[k], v);
+    assert.deepEqual(spec.policyTypes, ['Ingress']);
+    const rules = arr(spec.ingress, 'ingress').map((r) => obj(r, 'rule'));
+    assert.equal(rules.length, 1);
+    const from = arr(rules[0]!.from, 'from').map((f) => obj(f, 'from[]'));
+    assert.equal(from.length, 1);
+    const forwarderPod = obj(obj(obj(obj(forwarderDeployment().deployment.spec, 'spec').template, 'template').metadata, 'metadata').labels, 'labels');
+    const selector = obj(obj(from[0]!.podSelector, 'podSelector').matchLabels, 'matchLabels');
+    for (const [k, v] of Object.entries(selector)) assert.equal(forwarderPod[k], v);
+    assert.deepEqual(rules[0]!.ports, [{ protocol: 'TCP', port: 6379 }]);
+  });
+
+  it('never lets the disruption budget block a drain of pods that are not ready', () => {
+    assert.equal(obj(k8s('PodDisruptionBudget').spec, 'spec').unhealthyPodEvictionPolicy, 'AlwaysAllow');
+  });
+});
+
+describe('hardening and pinning (compose, images)', () => {
+  const compose = (): Obj => yamlFile(join(DOCKER, 'docker-compose.yml'));
+
+  it('binds the ops port to 127.0.0.1 and runs the forwarder read-only, without new privileges or capabilities', () => {
+    const forwarder = obj(obj(compose().services, 'services').forwarder, 'forwarder');
+    assert.deepEqual(forwarder.ports, ['127.0.0.1:8080:8080']);
+    assert.equal(forwarder.read_only, true);
+    assert.deepEqual(forwarder.security_opt, ['no-new-privileges:true']);
+    assert.deepEqual(forwarder.cap_drop, ['ALL']);
+  });
+
+  it('pins every base image to an exact version', () => {
+    const images = [
+      ...dockerStages(readFileSync(join(DOCKER, 'Dockerfile'), 'utf8')).map((s) => s.from).filter((f) => f.includes(':')),
+      str(obj(obj(compose().services, 'services').redis, 'redis').image, 'redis image'),
+      ...k8sObjects().flatMap((o) => (o.kind === 'StatefulSet' ? [String(obj(arr(obj(obj(obj(o.spec, 'spec').template, 't').spec, 'p').containers, 'c')[0], 'c').image)] : [])),
+    ];
+    assert.ok(images.length >= 3);
+    for (const image of images) assert.match(image, /^[\w./-]+:\d+\.\d+\.\d+(-[\w.]+)?(@sha256:[0-9a-f]{64})?$/, `${image} is not an exact version`);
+  });
+});
+
+/**
+ * hadolint's rules that apply to docker/Dockerfile, checked here (no hadolint binary is obtainable:
+ * no Debian package, no npm package, PyPI out of reach). Rules about apt, apk, pip, gem, curl, wget,
+ * yum, zypper and shell pipes need the command to occur: the test asserts it does not.
+ */
+describe('Dockerfile against hadolint rules', () => {
+  const stages = (): Stage[] => dockerStages(readFileSync(join(DOCKER, 'Dockerfile'), 'utf8'));
+  const all = (): Instruction[] => stages().flatMap((s) => s.instructions);
+
+  it('DL3006/DL3007: every external base image has an explicit tag, never latest', () => {
+    for (const s of stages()) {
+      if (stages().some((o) => o.name === s.from)) continue;
+      assert.match(s.from, /^[^:]+:[^:]+$/, `${s.name}: ${s.from}`);
+      assert.doesNotMatch(s.from, /:latest$/);
+    }
+  });
+
+  it('DL3002: the runtime stage does not end as root; DL3000: WORKDIR is absolute; DL3020: COPY, not ADD', () => {
+    const user = last(stage('runtime'), 'USER');
+    assert.ok(user && !/^(root|0)(:|$)/.test(user.args.trim()));
+    for (const i of all()) {
+      if (i.keyword === 'WORKDIR') assert.match(i.args.trim(), /^\//);
+      assert.notEqual(i.keyword, 'ADD');
+    }
+  });
+
+  it('DL3025: CMD in JSON form; DL3016/DL3008/DL3018/DL4006/DL4001: no unpinned package installs, no pipes, no curl or wget', () => {
+    for (const s of stages()) {
+      const cmd = last(s, 'CMD');
+      if (cmd) assert.doesNotThrow(() => JSON.parse(cmd.args), `${s.name}: CMD ${cmd.args}`);
+    }
+    for (const i of all().filter((x) => x.keyword === 'RUN')) {
+      assert.doesNotMatch(i.args, /\bnpm (install|i)\b/, 'npm ci from the lockfile only');
+      assert.doesNotMatch(i.args, /\b(apt-get|apk|pip|curl|wget)\b/);
+      assert.doesNotMatch(i.args, /[^|]\|[^|]/, 'a pipe would need SHELL with pipefail');
+    }
   });
 });

@@ -51,7 +51,12 @@ describe('running as a service', () => {
     assert.ok(metric(text, 'code42_forwarder_polls_total', 'outcome="ok"') >= 1);
     assert.equal(metric(text, 'code42_forwarder_queue_jobs', 'state="failed"'), 0);
     assert.ok(metric(text, 'code42_forwarder_checkpoint_lag_seconds') < 60);
-    assert.match(text, /^code42_forwarder_process_cpu_seconds_total /m);
+    // prom-client's default metrics keep their standard names (Node dashboards find them); ours carry the prefix.
+    assert.match(text, /^process_cpu_seconds_total /m);
+    assert.match(text, /^nodejs_heap_size_used_bytes /m);
+    assert.doesNotMatch(text, /^code42_forwarder_(process|nodejs)_/m);
+    const names = [...text.matchAll(/^# TYPE (\S+)/gm)].map((m) => m[1] as string);
+    assert.deepEqual(names.filter((n) => !/^(code42_forwarder_|process_|nodejs_)/.test(n)), []);
     assert.match(text, /^code42_forwarder_upstream_request_duration_seconds_bucket\{/m);
     assert.match(text, /^code42_forwarder_poll_duration_seconds_count /m);
     const live = await get(port, '/livez');

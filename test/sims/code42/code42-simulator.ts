@@ -636,6 +636,11 @@ export class Code42Simulator {
     if (n > 0) this.faults.push({ fault: { ...fault }, remaining: n });
   }
 
+  /** Drops the queued one-shot faults (ends an outage made with a large failNext count). */
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
   setRateLimit(l: { requests: number; perMs: number } | null): void {
     this.rateLimit = l;
     this.rateWindowStart = 0;

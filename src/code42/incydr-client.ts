@@ -4,6 +4,7 @@ import { ForwarderError } from '../infra/errors.js';
 import type { RequestObserver } from '../infra/request-observer.js';
 import { findForbiddenKey, parseUntrustedJson } from '../infra/safe-json.js';
 import { Code42AuthError, Code42RequestError, Code42ResponseError, Code42TlsError } from './errors.js';
+import type { Code42Clock } from './code42-clock.js';
 import type { RequestBudget } from './request-budget.js';
 import {
   ActorSchema,
@@ -38,6 +39,8 @@ export interface IncydrClientOptions extends Omit<HttpClientOptions, 'baseUrl'> 
   /** Longest backoff between GET retries. @defaultValue 20 s */
   backoffLimitMs?: number;
   clock?: () => number;
+  /** Fed with the `Date` header of every successful response (Code42's clock, for the poller). */
+  serverClock?: Code42Clock;
 }
 
 export interface SessionQuery {
@@ -49,6 +52,8 @@ export interface SessionQuery {
   severities: readonly number[];
   /** States to ask for. */
   states: readonly string[];
+  /** Sort order. @defaultValue end time ascending */
+  order?: 'end_time_asc' | 'end_time_desc';
 }
 
 export interface SessionPage {
@@ -72,9 +77,11 @@ export class IncydrClient {
   readonly tokens: TokenProvider;
   private readonly http: Got;
   private readonly maxResponseBytes: number;
+  private readonly serverClock: Code42Clock | undefined;
 
   constructor(opts: IncydrClientOptions) {
     this.maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
+    this.serverClock = opts.serverClock;
     const base = createHttpClient({ ...opts, baseUrl: opts.apiUrl }, {
       retry: {
         limit: opts.retryLimit ?? 4,
@@ -125,9 +132,11 @@ export class IncydrClient {
     params.set('has_alerts', 'true');
     for (const state of query.states) params.append('state', state);
     for (const severity of query.severities) params.append('severity', String(severity));
-    // Ascending end time: sessions created while we page land on later pages instead of shifting earlier ones.
+    // Ascending end time (the default): sessions created while we page land on later pages instead of
+    // shifting earlier ones. Descending: see the poller (newest activity first, and insertions only ever
+    // push unread items to later offsets).
     params.set('order_by', 'end_time');
-    params.set('sort_direction', 'ASC');
+    params.set('sort_direction', query.order === 'end_time_desc' ? 'DESC' : 'ASC');
     params.set('page_size', String(SESSIONS_PAGE_SIZE));
     params.set('page_number', String(pageNumber));
     const body = await this.getJson('v1/sessions', 'sessions.list', params);
@@ -183,6 +192,7 @@ export class IncydrClient {
       const res = await withBodyLimit(this.http.get(path, { ...(searchParams ? { searchParams } : {}), context: { endpoint } }), this.maxResponseBytes);
       text = res.body;
       contentType = res.headers['content-type'];
+      this.serverClock?.observe(res.headers.date);
     } catch (caught) {
       // Errors thrown inside got's hooks (the token refresh) arrive wrapped in a RequestError.
       const err = caught instanceof RequestError && caught.cause instanceof ForwarderError ? caught.cause : caught;

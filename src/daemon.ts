@@ -1,11 +1,13 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { Code42Clock } from './code42/code42-clock.js';
 import { Code42AuthError } from './code42/errors.js';
 import { RequestBudget } from './code42/request-budget.js';
 import { describeConfig, type Config } from './config/load-config.js';
 import type { Logger } from './infra/logger.js';
 import { closeRedis, createRedis } from './infra/redis.js';
 import { ForwarderMetrics } from './ops/metrics.js';
+import { pollerReadMetrics } from './ops/poller-read-metrics.js';
 import { Readiness, type ReadinessReport } from './ops/readiness.js';
 import { ForwardWorker } from './pipeline/forward-worker.js';
 import { stateKeys, type StateKeys } from './pipeline/keys.js';
@@ -107,8 +109,10 @@ export class Daemon {
       perMinute: config.code42.rateLimit,
       onWait: (ms) => metrics.rateLimitWait('code42', ms),
     });
+    const code42Clock = new Code42Clock(this.opts.clock ? { local: this.opts.clock } : {});
     const client = createIncydrClient(config, {
       budget,
+      serverClock: code42Clock,
       observer: metrics.observer,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
@@ -126,6 +130,7 @@ export class Daemon {
     const status = this.status;
     const pollerEvents: PollerEvents = {
       ...metrics.pollerEvents,
+      onReads: pollerReadMetrics(metrics.registry),
       onPoll: (outcome, durationMs, error) => {
         metrics.pollerEvents.onPoll?.(outcome, durationMs, error);
         if (outcome === 'ok') status.markOk('code42');
@@ -145,6 +150,14 @@ export class Daemon {
       events: pollerEvents,
       lockTtlMs: config.worker.lockDuration,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+      code42Clock,
+      deepLookbackMs: config.poll.deepLookback,
+      sweepIntervalMs: config.poll.sweepInterval,
+      pollIntervalMs: config.poll.interval,
+      // Half of what the budget allows in one interval: a poll fits its interval with room for forwarding.
+      maxSweepPagesPerPoll: Math.max(1, Math.min(50, Math.floor((config.code42.rateLimit * config.poll.interval) / 60_000 / 2))),
+      // Forwarding comes first: with a backlog the sweeps wait (unless a cycle is overdue).
+      shouldYield: async () => (await queue.getWaitingCount()) >= 2 * config.worker.concurrency,
     });
     this.worker = new ForwardWorker({
       connection: this.connect('c42x-worker'),

@@ -77,11 +77,9 @@ export class IncydrClient {
   readonly tokens: TokenProvider;
   private readonly http: Got;
   private readonly maxResponseBytes: number;
-  private readonly serverClock: Code42Clock | undefined;
 
   constructor(opts: IncydrClientOptions) {
     this.maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
-    this.serverClock = opts.serverClock;
     const base = createHttpClient({ ...opts, baseUrl: opts.apiUrl }, {
       retry: {
         limit: opts.retryLimit ?? 4,
@@ -90,7 +88,7 @@ export class IncydrClient {
         maxRetryAfter: opts.maxRetryAfterMs ?? 120_000,
         backoffLimit: opts.backoffLimitMs ?? 20_000,
       },
-      hooks: observingHooks(opts.budget, opts.observer),
+      hooks: observingHooks(opts.budget, opts.observer, opts.serverClock),
     });
     this.tokens = new TokenProvider({
       http: base,
@@ -192,7 +190,6 @@ export class IncydrClient {
       const res = await withBodyLimit(this.http.get(path, { ...(searchParams ? { searchParams } : {}), context: { endpoint } }), this.maxResponseBytes);
       text = res.body;
       contentType = res.headers['content-type'];
-      this.serverClock?.observe(res.headers.date);
     } catch (caught) {
       // Errors thrown inside got's hooks (the token refresh) arrive wrapped in a RequestError.
       const err = caught instanceof RequestError && caught.cause instanceof ForwarderError ? caught.cause : caught;
@@ -249,7 +246,7 @@ function describeBody(text: string): string {
 }
 
 /** Hooks shared by the token and API requests: the request budget and per-request metrics. */
-function observingHooks(budget: RequestBudget | undefined, observer: RequestObserver | undefined): Partial<Hooks> {
+function observingHooks(budget: RequestBudget | undefined, observer: RequestObserver | undefined, serverClock?: Code42Clock): Partial<Hooks> {
   const endpointOf = (options: Options): string => String((options.context as { endpoint?: string }).endpoint ?? 'other');
   return {
     beforeRequest: [
@@ -261,6 +258,7 @@ function observingHooks(budget: RequestBudget | undefined, observer: RequestObse
     afterResponse: [
       (response) => {
         const options = response.request.options;
+        serverClock?.observe(response.headers.date);
         observer?.({
           upstream: 'code42',
           endpoint: endpointOf(options),

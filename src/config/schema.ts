@@ -85,6 +85,18 @@ export const schema = {
       default: 7_200_000 as number | string,
       env: 'LOOKBACK',
     },
+    deepLookback: {
+      doc: 'Sessions that become visible up to this long after they began are still forwarded (read by the sweeps)',
+      format: 'positive-duration',
+      default: 604_800_000 as number | string,
+      env: 'DEEP_LOOKBACK',
+    },
+    sweepInterval: {
+      doc: 'The whole DEEP_LOOKBACK window is re-read once per this interval, in slices spread over it (see Performance for the cost)',
+      format: 'positive-duration',
+      default: 21_600_000 as number | string,
+      env: 'SWEEP_INTERVAL',
+    },
   },
   redis: {
     url: {

@@ -80,7 +80,7 @@ export const schema = {
       env: 'FIRST_FETCH',
     },
     lookback: {
-      doc: 'Overlap of each poll: sessions that begin this long before they become visible are still caught',
+      doc: 'Sessions that become visible up to this long after their latest activity are caught by the recent sweep, run every LOOKBACK/8',
       format: 'duration',
       default: 7_200_000 as number | string,
       env: 'LOOKBACK',
@@ -94,7 +94,7 @@ export const schema = {
     sweepInterval: {
       doc: 'The whole DEEP_LOOKBACK window is re-read once per this interval, in slices spread over it (see Performance for the cost)',
       format: 'positive-duration',
-      default: 21_600_000 as number | string,
+      default: 28_800_000 as number | string,
       env: 'SWEEP_INTERVAL',
     },
   },

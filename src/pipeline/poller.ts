@@ -73,7 +73,7 @@ export interface PollerOptions {
   code42Clock?: Code42Clock;
   /** Sessions visible up to this long after they began are forwarded. @defaultValue 7 d */
   deepLookbackMs?: number;
-  /** The whole deep window is read once per this interval, in slices spread over it. @defaultValue 6 h */
+  /** The whole deep window is read once per this interval, in slices spread over it. @defaultValue 8 h */
   sweepIntervalMs?: number;
   /** The poll interval (paces the sweeps' slices). @defaultValue 30 s */
   pollIntervalMs?: number;
@@ -154,7 +154,7 @@ export class Poller {
   }
 
   private get sweepIntervalMs(): number {
-    return this.opts.sweepIntervalMs ?? 6 * 3_600_000;
+    return this.opts.sweepIntervalMs ?? 8 * 3_600_000;
   }
 
   /** Runs one poll; resolves null when another process is polling right now. */

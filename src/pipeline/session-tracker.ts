@@ -86,21 +86,16 @@ export class RedisStreamChangeSink implements SessionChangeSink {
 
 // Compare-and-set of a snapshot: only when the stored seq is still the one the change was computed from,
 // so two readers of the same session (a crashed poll's lock taken over) emit a change once.
-const CAS_SNAPSHOT = `
+const CAS_CHECK_AND_SET = `
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if not cur then return 0 end
 local ok, obj = pcall(cjson.decode, cur)
 if not ok or obj['q'] ~= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])`;
+const CAS_SNAPSHOT = `${CAS_CHECK_AND_SET}
 return 1`;
-
 // The same, with the stream append in one atomic step (the default sink): exactly one record per change.
-const CAS_SNAPSHOT_XADD = `
-local cur = redis.call('HGET', KEYS[1], ARGV[1])
-if not cur then return 0 end
-local ok, obj = pcall(cjson.decode, cur)
-if not ok or obj['q'] ~= tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+const CAS_SNAPSHOT_XADD = `${CAS_CHECK_AND_SET}
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 5))
 return 1`;
 

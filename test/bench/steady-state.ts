@@ -20,6 +20,7 @@ import { createForwardQueue } from '../../src/pipeline/queues.js';
 import { SessionTracker } from '../../src/pipeline/session-tracker.js';
 import { Code42Simulator, type SessionInput } from '../sims/code42/index.js';
 import { silentLogger } from '../helpers/logs.js';
+import { mulberry32 } from '../sims/http-kit.js';
 import { startRedis, stopRedis } from './harness.js';
 import { figure, type BenchOptions, type Figure, type ScenarioResult } from './scenarios.js';
 
@@ -104,23 +105,12 @@ function newSession(id: string, visibleAtMs: number, rnd: () => number, late: bo
   };
 }
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 async function steadyRun(n: number, params: CostParams, log: (l: string) => void): Promise<SteadyRun> {
   const started = Date.now();
   const T0 = Date.UTC(2026, 10, 20, 0, 0, 0);
   let now = T0;
   const clock = (): number => now;
-  const rnd = prng(n);
+  const rnd = mulberry32(n);
   const sim = new Code42Simulator({ clock });
   const redisProc = await startRedis();
   const conns: Redis[] = [];

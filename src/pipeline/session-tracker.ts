@@ -3,9 +3,9 @@
  * session that was already enqueued, it is compared with the snapshot kept in Redis and each difference
  * becomes one change record (see session-change.ts for the contract).
  *
- * Redis per tracked session: one hash field (the id, ~40 B) holding a compact JSON snapshot
- * (~90 B plus ~40 B per triggered alert), next to the seen-set entry (~60 B); about 250 B for a
- * session with two alerts, bounded by `DEEP_LOOKBACK` (pruned with the seen-set).
+ * Redis per tracked session: one hash field holding a compact JSON snapshot, 245 B for a session with
+ * two alerts (MEMORY USAGE), next to its seen-set entry (145 B); bounded by `DEEP_LOOKBACK` (pruned
+ * with the seen-set).
  */
 import type { Redis } from 'ioredis';
 import { currentSeverity, latestState, type Session } from '../code42/schemas.js';

@@ -1,5 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { Code42Clock } from './code42/code42-clock.js';
 import { Code42AuthError } from './code42/errors.js';
 import { OddityLog } from './code42/oddities.js';
 import { RequestBudget } from './code42/request-budget.js';
@@ -8,6 +9,7 @@ import type { Logger } from './infra/logger.js';
 import { closeRedis, createRedis } from './infra/redis.js';
 import { withTimeout } from './infra/timeout.js';
 import { ForwarderMetrics } from './ops/metrics.js';
+import { pollerReadMetrics } from './ops/poller-read-metrics.js';
 import { Readiness, type ReadinessReport } from './ops/readiness.js';
 import { ForwardWorker, LIMITER_MAX } from './pipeline/forward-worker.js';
 import { stateKeys, type StateKeys } from './pipeline/keys.js';
@@ -144,8 +146,10 @@ export class Daemon {
       perMinute: config.code42.rateLimit,
       onWait: (ms) => metrics.rateLimitWait('code42', ms),
     });
+    const code42Clock = new Code42Clock(this.opts.clock ? { local: this.opts.clock } : {});
     const client = createIncydrClient(config, {
       budget,
+      serverClock: code42Clock,
       observer: metrics.observer,
       onOddity: new OddityLog({ logger: logger.child({ component: 'code42' }), count: (kind) => metrics.code42Oddity(kind) }).record,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
@@ -165,6 +169,7 @@ export class Daemon {
     const status = this.status;
     const pollerEvents: PollerEvents = {
       ...metrics.pollerEvents,
+      onReads: pollerReadMetrics(metrics.registry),
       onPoll: (outcome, durationMs, error) => {
         metrics.pollerEvents.onPoll?.(outcome, durationMs, error);
         if (outcome === 'ok') status.markOk('code42');
@@ -185,6 +190,14 @@ export class Daemon {
       events: pollerEvents,
       lockTtlMs: config.worker.lockDuration,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+      code42Clock,
+      deepLookbackMs: config.poll.deepLookback,
+      sweepIntervalMs: config.poll.sweepInterval,
+      pollIntervalMs: config.poll.interval,
+      // Half of what the budget allows in one interval: a poll fits its interval with room for forwarding.
+      maxSweepPagesPerPoll: Math.max(1, Math.min(50, Math.floor((config.code42.rateLimit * config.poll.interval) / 60_000 / 2))),
+      // Forwarding comes first: with a backlog the sweeps wait (unless a cycle is overdue).
+      shouldYield: async () => (await queue.getWaitingCount()) >= 2 * config.worker.concurrency,
     });
     // Redis losing its data (no AOF, an empty replica, a flush) is noticed by a marker key; then older sessions
     // are searched in XSOAR before any create, and the poll schedule is created again.

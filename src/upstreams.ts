@@ -1,3 +1,4 @@
+import type { Code42Clock } from './code42/code42-clock.js';
 import { IncydrClient } from './code42/incydr-client.js';
 import type { OddityListener } from './code42/oddities.js';
 import type { RequestBudget } from './code42/request-budget.js';
@@ -8,7 +9,7 @@ import { XsoarClient } from './xsoar/xsoar-client.js';
 /** The Code42 client as configured (the daemon adds the shared budget; CLI commands may not). */
 export function createIncydrClient(
   config: Config,
-  extra: { budget?: RequestBudget; observer?: RequestObserver; clock?: () => number; onOddity?: OddityListener; retryLimit?: number } = {},
+  extra: { budget?: RequestBudget; observer?: RequestObserver; clock?: () => number; onOddity?: OddityListener; retryLimit?: number; serverClock?: Code42Clock } = {},
 ): IncydrClient {
   return new IncydrClient({
     apiUrl: config.code42.apiUrl,

@@ -5,6 +5,7 @@ import type { RequestObserver } from '../infra/request-observer.js';
 import { findForbiddenKey, parseUntrustedJson } from '../infra/safe-json.js';
 import { Code42AuthError, Code42RequestError, Code42ResponseError, Code42TlsError } from './errors.js';
 import type { OddityListener } from './oddities.js';
+import type { Code42Clock } from './code42-clock.js';
 import type { RequestBudget } from './request-budget.js';
 import {
   ActorSchema,
@@ -41,6 +42,8 @@ export interface IncydrClientOptions extends Omit<HttpClientOptions, 'baseUrl'> 
   clock?: () => number;
   /** Told about answers that are accepted although they differ from the documented API. */
   onOddity?: OddityListener;
+  /** Fed with the `Date` header of every successful response (Code42's clock, for the poller). */
+  serverClock?: Code42Clock;
 }
 
 export interface SessionQuery {
@@ -52,6 +55,8 @@ export interface SessionQuery {
   severities: readonly number[];
   /** States to ask for. */
   states: readonly string[];
+  /** Sort order. @defaultValue end time ascending */
+  order?: 'end_time_asc' | 'end_time_desc';
 }
 
 export interface SessionPage {
@@ -89,7 +94,7 @@ export class IncydrClient {
         maxRetryAfter: opts.maxRetryAfterMs ?? 120_000,
         backoffLimit: opts.backoffLimitMs ?? 20_000,
       },
-      hooks: observingHooks(opts.budget, opts.observer),
+      hooks: observingHooks(opts.budget, opts.observer, opts.serverClock),
     });
     this.tokens = new TokenProvider({
       http: base,
@@ -131,9 +136,11 @@ export class IncydrClient {
     params.set('has_alerts', 'true');
     for (const state of query.states) params.append('state', state);
     for (const severity of query.severities) params.append('severity', String(severity));
-    // Ascending end time: sessions created while we page land on later pages instead of shifting earlier ones.
+    // Ascending end time (the default): sessions created while we page land on later pages instead of
+    // shifting earlier ones. Descending: see the poller (newest activity first, and insertions only ever
+    // push unread items to later offsets).
     params.set('order_by', 'end_time');
-    params.set('sort_direction', 'ASC');
+    params.set('sort_direction', query.order === 'end_time_desc' ? 'DESC' : 'ASC');
     params.set('page_size', String(SESSIONS_PAGE_SIZE));
     params.set('page_number', String(pageNumber));
     const body = await this.getJson('v1/sessions', 'sessions.list', params);
@@ -257,7 +264,7 @@ function describeBody(text: string): string {
 }
 
 /** Hooks shared by the token and API requests: the request budget and per-request metrics. */
-function observingHooks(budget: RequestBudget | undefined, observer: RequestObserver | undefined): Partial<Hooks> {
+function observingHooks(budget: RequestBudget | undefined, observer: RequestObserver | undefined, serverClock?: Code42Clock): Partial<Hooks> {
   const endpointOf = (options: Options): string => String((options.context as { endpoint?: string }).endpoint ?? 'other');
   return {
     beforeRequest: [
@@ -269,6 +276,7 @@ function observingHooks(budget: RequestBudget | undefined, observer: RequestObse
     afterResponse: [
       (response) => {
         const options = response.request.options;
+        serverClock?.observe(response.headers.date);
         observer?.({
           upstream: 'code42',
           endpoint: endpointOf(options),

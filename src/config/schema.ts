@@ -80,10 +80,22 @@ export const schema = {
       env: 'FIRST_FETCH',
     },
     lookback: {
-      doc: 'Overlap of each poll: sessions that begin this long before they become visible are still caught',
+      doc: 'Sessions that become visible up to this long after their latest activity are caught by the recent sweep, run every LOOKBACK/8',
       format: 'duration',
       default: 7_200_000 as number | string,
       env: 'LOOKBACK',
+    },
+    deepLookback: {
+      doc: 'Sessions that become visible up to this long after they began are still forwarded (read by the sweeps)',
+      format: 'positive-duration',
+      default: 604_800_000 as number | string,
+      env: 'DEEP_LOOKBACK',
+    },
+    sweepInterval: {
+      doc: 'The whole DEEP_LOOKBACK window is re-read once per this interval, in slices spread over it (see Performance for the cost)',
+      format: 'positive-duration',
+      default: 28_800_000 as number | string,
+      env: 'SWEEP_INTERVAL',
     },
   },
   redis: {

@@ -9,9 +9,9 @@ export const POLL_SCHEDULER_ID = 'poll-code42';
  * BullMQ queue's keys (`<prefix>:<queue>:…`).
  */
 export interface StateKeys {
-  /** String: epoch ms of the last completed poll's query time. */
+  /** String: Code42's time (epoch ms) at the start of the last completed poll's recent read. */
   checkpoint: string;
-  /** Sorted set: session id → begin time, for every session already enqueued. */
+  /** Sorted set: session id → begin time, for every session already enqueued (kept for `DEEP_LOOKBACK`). */
   seen: string;
   /** Stream of rejected input records. */
   rejected: string;
@@ -27,6 +27,12 @@ export interface StateKeys {
   marker: string;
   /** String (JSON): since when Redis's records may be incomplete; sessions that began before are searched first. */
   rebuild: string;
+  /** Hash: session id → snapshot of what was last read of a forwarded session (change detection). */
+  tracked: string;
+  /** Stream of session change records (the default change sink), capped. */
+  changes: string;
+  /** Hash: the sweeps' durable position (listing start, cycle starts, page cursors). */
+  sweep: string;
 }
 
 export function stateKeys(prefix: string): StateKeys {
@@ -41,6 +47,9 @@ export function stateKeys(prefix: string): StateKeys {
     lastPoll: `${base}:last-poll`,
     marker: `${base}:marker`,
     rebuild: `${base}:rebuild`,
+    tracked: `${base}:tracked`,
+    changes: `${base}:changes`,
+    sweep: `${base}:sweep`,
   };
 }
 

@@ -1,7 +1,8 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../infra/logger.js';
-import { POLL_QUEUE, POLL_SCHEDULER_ID } from './keys.js';
+import { POLL_QUEUE } from './keys.js';
+import { PollScheduleWatchdog, upsertPollSchedule } from './poll-schedule-watchdog.js';
 import type { Poller } from './poller.js';
 import { createPollQueue } from './queues.js';
 
@@ -23,6 +24,7 @@ export interface PollSchedulerOptions {
 export class PollScheduler {
   private queue: Queue | undefined;
   private worker: Worker | undefined;
+  private watchdog: PollScheduleWatchdog | undefined;
 
   constructor(private readonly opts: PollSchedulerOptions) {}
 
@@ -31,7 +33,9 @@ export class PollScheduler {
     this.queue = createPollQueue(connection, prefix);
     this.queue.on('error', (err) => logger.error({ err }, 'poll queue error'));
     await this.queue.setGlobalConcurrency(1);
-    await this.queue.upsertJobScheduler(POLL_SCHEDULER_ID, { every: intervalMs }, { name: 'poll', data: {} });
+    await upsertPollSchedule(this.queue, intervalMs);
+    this.watchdog = new PollScheduleWatchdog({ queue: this.queue, intervalMs, logger });
+    this.watchdog.start();
     this.worker = new Worker(
       POLL_QUEUE,
       async () => {
@@ -70,8 +74,7 @@ export class PollScheduler {
    */
   async ensureSchedule(): Promise<void> {
     if (!this.queue) return;
-    await this.queue.setGlobalConcurrency(1);
-    await this.queue.upsertJobScheduler(POLL_SCHEDULER_ID, { every: this.opts.intervalMs }, { name: 'poll', data: {} });
+    await upsertPollSchedule(this.queue, this.opts.intervalMs);
   }
 
   /**
@@ -79,6 +82,7 @@ export class PollScheduler {
    * deadline). An abandoned poll is harmless: the checkpoint only moves at the end of a poll.
    */
   async stop(force = false): Promise<void> {
+    this.watchdog?.stop();
     await this.worker?.close(force);
     await this.queue?.close();
   }

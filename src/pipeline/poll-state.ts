@@ -8,7 +8,34 @@ local new = tonumber(ARGV[1])
 if new > cur then redis.call('SET', KEYS[1], ARGV[1]) return 1 end
 return 0`;
 
-/** The poller's durable position: checkpoint and seen-set. */
+// Forgets sessions that began before the cutoff from the seen-set and the change tracker together.
+const PRUNE_SEEN_AND_TRACKED = `
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, 500)
+if #ids > 0 then
+  redis.call('ZREM', KEYS[1], unpack(ids))
+  redis.call('HDEL', KEYS[2], unpack(ids))
+end
+return #ids`;
+
+/** Where a sweep of the listing stands: its cycle started at `start` (Code42 time), `page` is next. */
+export interface SweepCursor {
+  start: number;
+  page: number;
+  done: boolean;
+  /** Pages the last complete cycle read (paces the next one). */
+  lastPages: number;
+}
+
+/** The sweeps' durable position (one Redis hash, written after every page). */
+export interface SweepPosition {
+  /** Code42 time minus FIRST_FETCH at the very first poll: nothing older is ever forwarded. */
+  origin: number | null;
+  /** `on_or_after` of the listing every read uses (moves at the start of a deep cycle only). */
+  listingFrom: number | null;
+  tiers: Record<string, SweepCursor>;
+}
+
+/** The poller's durable position: checkpoint, seen-set and sweep cursors. */
 export class PollState {
   constructor(
     private readonly redis: Redis,
@@ -51,6 +78,41 @@ export class PollState {
   /** Forgets sessions that began before `cutoff`: no later poll can return them again. */
   async pruneSeen(cutoff: number): Promise<number> {
     return this.redis.zremrangebyscore(this.keys.seen, '-inf', `(${Math.floor(cutoff)}`);
+  }
+
+  /** Forgets sessions (seen-set and tracked snapshots) that began before `cutoff`. */
+  async pruneSeenAndTracked(cutoff: number): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = Number(await this.redis.eval(PRUNE_SEEN_AND_TRACKED, 2, this.keys.seen, this.keys.tracked, String(Math.floor(cutoff))));
+      total += n;
+      if (n < 500) return total;
+    }
+  }
+
+  async loadSweep(): Promise<SweepPosition> {
+    const h = await this.redis.hgetall(this.keys.sweep);
+    const num = (v: string | undefined): number | null => (v === undefined || v === '' || !Number.isFinite(Number(v)) ? null : Number(v));
+    const tiers: Record<string, SweepCursor> = {};
+    for (const [field, value] of Object.entries(h)) {
+      const m = /^tier:(.+)$/.exec(field);
+      if (!m?.[1]) continue;
+      try {
+        const c = JSON.parse(value) as SweepCursor;
+        if (typeof c.start === 'number' && typeof c.page === 'number') tiers[m[1]] = { start: c.start, page: c.page, done: Boolean(c.done), lastPages: Number(c.lastPages) || 0 };
+      } catch {
+        // A cursor that does not parse starts its cycle again: re-reading is harmless.
+      }
+    }
+    return { origin: num(h.origin), listingFrom: num(h.listingFrom), tiers };
+  }
+
+  async saveSweep(position: SweepPosition): Promise<void> {
+    const fields: Record<string, string> = {};
+    if (position.origin !== null) fields.origin = String(position.origin);
+    if (position.listingFrom !== null) fields.listingFrom = String(position.listingFrom);
+    for (const [name, c] of Object.entries(position.tiers)) fields[`tier:${name}`] = JSON.stringify(c);
+    await this.redis.hset(this.keys.sweep, fields);
   }
 
   async recordPoll(outcome: { ok: boolean; at: number; error?: string; enqueued?: number }): Promise<void> {

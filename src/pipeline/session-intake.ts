@@ -11,6 +11,8 @@ import type { RejectedLog } from './rejected-log.js';
 export interface IntakeResult {
   /** Valid sessions inside the filter, by id (a session listed twice counts once). */
   valid: Map<string, Session>;
+  /** Every valid session, inside the filter or not (the poller tracks changes of forwarded ones). */
+  all: Map<string, Session>;
   filtered: number;
   /** Invalid items recorded for the first time. */
   rejected: number;
@@ -41,7 +43,7 @@ export class SessionIntake {
 
   async accept(items: readonly unknown[]): Promise<IntakeResult> {
     const { logger } = this.opts;
-    const result: IntakeResult = { valid: new Map(), filtered: 0, rejected: 0 };
+    const result: IntakeResult = { valid: new Map(), all: new Map(), filtered: 0, rejected: 0 };
     for (const raw of items) {
       let session: Session;
       try {
@@ -65,6 +67,7 @@ export class SessionIntake {
         }
         continue;
       }
+      result.all.set(session.sessionId, session);
       if (!this.matches(session)) {
         result.filtered += 1;
         const states = currentStateNames(session);
@@ -81,9 +84,9 @@ export class SessionIntake {
   }
 
   /**
-   * The API filters too; this second check keeps a lenient server (or one that matches any state in the
-   * history) from widening the operator's choice. The current state matches under either of its names
-   * (`state`, `stateV2`); a session without a state history matches no state.
+   * The operator's filter, applied here: the poller reads every severity and state to see escalations and
+   * changes. The current state matches under either of its names (`state`, `stateV2`); a session without a
+   * state history matches no state.
    */
   matches(session: Session): boolean {
     const wanted = this.opts.states as readonly string[];

@@ -26,6 +26,7 @@ import {
   type RerunKey,
   type ScenarioResult,
 } from './scenarios.js';
+import { scenario6 } from './steady-state.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS = join(ROOT, 'bench', 'results.json');
@@ -48,6 +49,7 @@ const SCENARIOS: Record<string, (o: BenchOptions, l: (s: string) => void) => Pro
   '3': (o, l) => scenario3(o, l),
   '4': (o, l) => scenario4(o, l),
   '5': (o, l) => scenario5(o, l),
+  '6': (o, l) => scenario6(o, l),
 };
 
 function rerunOf(key: RerunKey, o: BenchOptions): Promise<ScenarioResult> {
@@ -106,7 +108,7 @@ async function main(): Promise<number> {
   const scale = envNumber('BENCH_SCALE', 1);
   const onlyRaw = process.env.BENCH_ONLY?.trim();
   const only = onlyRaw ? onlyRaw.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SCENARIOS);
-  for (const id of only) if (!SCENARIOS[id]) throw new Error(`BENCH_ONLY: unknown scenario ${id} (1..5)`);
+  for (const id of only) if (!SCENARIOS[id]) throw new Error(`BENCH_ONLY: unknown scenario ${id} (1..6)`);
   const profileMode = (process.env.BENCH_PROFILE ?? 'auto').trim();
   const profileScale = envNumber('BENCH_PROFILE_SCALE', scale / 2);
 

@@ -91,6 +91,8 @@ export class FaultRun {
       XSOAR_SEARCH_SETTLE: '100ms',
       HTTP_HOST: '127.0.0.1',
       LOG_LEVEL: 'info',
+      // Sessions added mid-run began up to 20 min ago: the sweeps that catch them run compressed too.
+      SWEEP_INTERVAL: '3s',
       ...opts.env,
     };
     return run;

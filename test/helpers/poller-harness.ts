@@ -1,11 +1,12 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import { Code42Clock } from '../../src/code42/code42-clock.js';
 import { IncydrClient } from '../../src/code42/incydr-client.js';
 import { RequestBudget } from '../../src/code42/request-budget.js';
 import type { SessionState, SeverityWord } from '../../src/code42/vocabulary.js';
 import type { Logger } from '../../src/infra/logger.js';
 import { forwardJobId, stateKeys } from '../../src/pipeline/keys.js';
-import { Poller } from '../../src/pipeline/poller.js';
+import { Poller, type PollerOptions } from '../../src/pipeline/poller.js';
 import { createForwardQueue } from '../../src/pipeline/queues.js';
 import type { Code42Simulator } from '../sims/code42/index.js';
 import { silentLogger } from './logs.js';
@@ -21,6 +22,8 @@ export interface PollerHarnessOptions {
   clock?: () => number;
   logger?: Logger;
   perMinute?: number;
+  /** Anything else the poller takes (sweep intervals, change sink, yield test ...). */
+  poller?: Partial<PollerOptions>;
 }
 
 /**
@@ -36,6 +39,7 @@ export class PollerHarness {
   constructor(opts: PollerHarnessOptions) {
     this.redis = testRedis();
     this.queue = createForwardQueue(testRedis(), opts.prefix, { attempts: 3, backoffMs: 100, keepCompletedMs: 60_000 });
+    const code42Clock = new Code42Clock(opts.clock ? { local: opts.clock } : {});
     const budget = new RequestBudget({ redis: this.redis, prefix: opts.prefix, perMinute: opts.perMinute ?? 60_000 });
     this.client = new IncydrClient({
       apiUrl: opts.sim.url,
@@ -44,6 +48,7 @@ export class PollerHarness {
       timeoutMs: 10_000,
       budget,
       backoffLimitMs: 200,
+      serverClock: code42Clock,
       ...(opts.clock ? { clock: opts.clock } : {}),
     });
     this.poller = new Poller({
@@ -57,6 +62,8 @@ export class PollerHarness {
       lookbackMs: opts.lookbackMs ?? 7_200_000,
       logger: opts.logger ?? silentLogger(),
       ...(opts.clock ? { clock: opts.clock } : {}),
+      code42Clock,
+      ...opts.poller,
     });
   }
 

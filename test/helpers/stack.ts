@@ -53,6 +53,8 @@ export async function startStack(
     HTTP_PORT: '0',
     HTTP_HOST: '127.0.0.1',
     LOG_LEVEL: 'warn',
+    // Sweeps compressed like the polls (sessions added mid-test may have ended minutes ago).
+    SWEEP_INTERVAL: '3s',
     ...opts.env,
   };
   if (opts.xsoar?.apiKeyId) env.XSOAR_API_KEY_ID = opts.xsoar.apiKeyId;

@@ -56,10 +56,12 @@ describe('poller', () => {
 
     const second = await h.poller.runOnce();
     assert.ok(second);
-    // The second poll re-reads the look-back window (all 230 here) and enqueues none of them again.
-    assert.equal(second.fetched, 230);
+    // The second poll reads the listing newest first only down to the first poll (one page here), and
+    // enqueues none of it again.
+    assert.equal(second.pages, 1);
+    assert.equal(second.fetched, 50);
     assert.equal(second.enqueued, 0);
-    assert.equal(second.alreadySeen, 230);
+    assert.equal(second.alreadySeen, 50);
     assert.equal((await h.jobIds()).length, 230);
   });
 
@@ -78,12 +80,16 @@ describe('poller', () => {
     assert.ok(result);
     assert.equal(result.enqueued, expected.length);
     assert.deepEqual(new Set(await h.jobIds()), new Set(expected));
-    // The severity and state filters went to Code42 as repeated parameters.
+    // The filter is applied here, not sent: the poller reads every severity and state, so that a session
+    // escalating into the filter, or a forwarded one leaving it, is seen.
     const list = sim.requests.find((r) => r.endpoint === 'sessions.list');
     assert.ok(list);
     const q = new URLSearchParams(list.query);
-    assert.deepEqual(q.getAll('severity').sort(), ['3', '4']);
-    assert.deepEqual(q.getAll('state').sort(), ['OPEN', 'OPEN_NEW_DATA']);
+    assert.deepEqual(q.getAll('severity'), []);
+    assert.deepEqual(q.getAll('state'), []);
+    assert.equal(q.get('order_by'), 'end_time');
+    assert.equal(q.get('sort_direction'), 'DESC');
+    assert.equal(result.filtered, 230 - expected.length);
     assert.equal(q.get('page_size'), '50');
     assert.equal(q.get('has_alerts'), 'true');
   });
@@ -105,7 +111,6 @@ describe('poller', () => {
     const result = await restarted.poller.runOnce();
     assert.ok(result);
     assert.equal(result.enqueued, 15);
-    assert.equal(result.alreadySeen, 60);
     const ids = await restarted.jobIds();
     assert.equal(ids.length, 75);
     assert.equal(new Set(ids).size, 75);
@@ -146,7 +151,7 @@ describe('poller', () => {
     sim.resetStats();
     const result = await h.poller.runOnce();
     assert.ok(result);
-    assert.equal(result.pages, 3);
+    assert.equal(result.recentPages, 1);
     const stats = sim.stats();
     assert.equal(stats.tokensIssued, 1);
     assert.equal(stats.byStatus['401'], 1);

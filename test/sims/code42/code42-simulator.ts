@@ -61,6 +61,26 @@ export interface Code42SimulatorOptions {
   stateFilter?: StateFilterMode;
   /** States the API knows besides the documented ones (accepted in the `state` query parameter). */
   extraStates?: string[];
+  /**
+   * Whether `addActivity` moves a session's `endTime` to the new activity (the optimistic reading of the
+   * API). false: `endTime` stays where it was and only `lastUpdated`, scores, states and alerts change
+   * (the pessimistic reading). @defaultValue true
+   */
+  endTimeMoves?: boolean;
+}
+
+/** New activity on an existing session (see `addActivity`). */
+export interface SessionActivity {
+  /** When the activity happened (sim clock); becomes `lastUpdated` (and `endTime` when it moves). */
+  at: number;
+  /** A new score entry with this severity (0–4). */
+  severity?: number;
+  /** A new state entry (an analyst's or Code42's change). */
+  state?: string;
+  /** A new triggered alert with this id. */
+  alertId?: string;
+  /** Adds this many moderate events. */
+  events?: number;
 }
 
 export type Code42Endpoint =
@@ -413,6 +433,8 @@ export class Code42Simulator {
 
   private log: Code42RequestRecord[] = [];
   private counters = this.emptyCounters();
+  private endTimeMoves: boolean;
+  private listHook: ((pageNumber: number) => void) | null = null;
 
   constructor(opts: Code42SimulatorOptions = {}) {
     this.clientId = opts.clientId ?? 'key-sim-client';
@@ -423,6 +445,7 @@ export class Code42Simulator {
     this.errorRate = opts.errorRate ?? 0;
     this.latencyMs = opts.latencyMs ?? 0;
     this.clock = opts.clock ?? Date.now;
+    this.endTimeMoves = opts.endTimeMoves ?? true;
     this.rnd = mulberry32(opts.seed ?? 42);
     this.totalCountMode = opts.totalCount ?? 'present';
     this.stateFilter = opts.stateFilter ?? 'latest';
@@ -549,6 +572,36 @@ export class Code42Simulator {
       endTime: numeric(own('endTime')),
     });
     this.version += 1;
+  }
+
+  /**
+   * New activity on a stored session: `lastUpdated` moves to `activity.at`, and so does `endTime` unless the
+   * simulator plays the reading where it does not (`endTimeMoves: false`). Returns the session as served.
+   */
+  addActivity(id: string, activity: SessionActivity): WireSession {
+    const current = this.getSession(id);
+    if (!current) throw new Error(`addActivity: no session ${id}`);
+    const next: WireSession = { ...current, lastUpdated: activity.at };
+    if (this.endTimeMoves && activity.at > (current.endTime ?? 0)) next.endTime = activity.at;
+    if (activity.severity !== undefined) next.scores = [...current.scores, { score: activity.severity * 10, severity: activity.severity, sourceTimestamp: activity.at }];
+    if (activity.state !== undefined) next.states = [...current.states, { state: activity.state as WireSession['states'][number]['state'], stateV2: activity.state as WireSession['states'][number]['state'], sourceTimestamp: activity.at, userId: null }];
+    if (activity.alertId !== undefined) next.triggeredAlerts = [...current.triggeredAlerts, { alertId: activity.alertId, ruleId: current.triggeredAlerts[0]?.ruleId ?? 'sim-rule-0001', lessonId: null }];
+    if (activity.events !== undefined) next.moderateEvents = (current.moderateEvents ?? 0) + activity.events;
+    const entry = this.byId.get(id);
+    return this.addSession(next as SessionInput, entry?.visibleAt !== undefined ? { visibleAt: entry.visibleAt } : {});
+  }
+
+  /** Plays the API's reading where `endTime` moves with new activity (true) or stays (false). */
+  setEndTimeMoves(moves: boolean): void {
+    this.endTimeMoves = moves;
+  }
+
+  /**
+   * Calls `hook(pageNumber)` before each `GET /v1/sessions` page is computed, so a test can change the tenant
+   * between two page reads of one listing (a session moving to the front while a client pages through).
+   */
+  setListHook(hook: ((pageNumber: number) => void) | null): void {
+    this.listHook = hook;
   }
 
   /**
@@ -736,7 +789,8 @@ export class Code42Simulator {
     this.log.push({ method, path, query, status: reply.status, at: this.clock(), endpoint });
 
     if (res.destroyed) return;
-    sendText(res, reply.status, reply.body, reply.contentType, reply.headers);
+    // Code42's clock as the client can read it (whole seconds, like the real header).
+    sendText(res, reply.status, reply.body, reply.contentType, { date: new Date(this.clock()).toUTCString(), ...reply.headers });
   }
 
   private async process(
@@ -928,6 +982,7 @@ export class Code42Simulator {
   private listSessions(q: URLSearchParams): Reply {
     const parsed = parseListQuery(q, this.knownStates);
     if (typeof parsed === 'string') return msg(400, parsed);
+    this.listHook?.(parsed.pageNumber);
     const now = this.clock();
     const matching = this.matchingSessions(parsed, now);
     const start = parsed.pageNumber * parsed.pageSize;

@@ -17,6 +17,8 @@ import { createForwardQueue, forwardJobPolicy } from './pipeline/queues.js';
 import { SessionEnricher } from './pipeline/session-enricher.js';
 import { UpstreamStatus } from './pipeline/upstream-status.js';
 import { createIncydrClient, createXsoarClient } from './upstreams.js';
+import type { SessionChangeSink } from './pipeline/session-change.js';
+import { SyncService } from './sync/sync-service.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -54,6 +56,7 @@ export class Daemon {
   private worker: ForwardWorker | undefined;
   private readinessProbe: Readiness | undefined;
   private stopping = false;
+  private sync: SyncService | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.keys = stateKeys(opts.config.redis.prefix);
@@ -170,8 +173,22 @@ export class Daemon {
       events: metrics.workerEvents,
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
+    if (config.sync.trackUpdates || config.sync.stateSync !== 'off') {
+      this.sync = new SyncService({
+        config,
+        logger,
+        connect: (name) => this.connect(name),
+        redis: state,
+        ledger: new Ledger(state, this.keys),
+        code42: client,
+        xsoar,
+        registry: metrics.registry,
+        ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+      });
+    }
     if (this.stopping) return;
     this.worker.start();
+    await this.sync?.start();
     this.scheduler = new PollScheduler({
       connection: this.connect('c42x-poll'),
       prefix: config.redis.prefix,
@@ -182,6 +199,11 @@ export class Daemon {
     });
     await this.scheduler.start();
     logger.info({ pollIntervalMs: config.poll.interval, concurrency: config.worker.concurrency }, 'started');
+  }
+
+  /** Where change records of forwarded sessions go (the incident updater's queue); none when the sync is off. */
+  get changeSink(): SessionChangeSink | undefined {
+    return this.sync?.sink;
   }
 
   private metricsSources(queue: Queue, pollState: PollState): void {
@@ -230,6 +252,10 @@ export class Daemon {
       logger.warn('forward jobs still running at the deadline; handing them back to the queue');
       this.worker.cancelAll('shutdown');
       await within(this.worker.close(true), Math.max(500, left() - 1_500));
+    }
+    if (this.sync && (await within(this.sync.stop(), Math.max(500, left() - 2_000))) === 'timeout') {
+      logger.warn('incident updates still running at the deadline; handing them back to the queue');
+      await within(this.sync.stop(true), 1_000);
     }
     if (this.forwardQueue) await within(this.forwardQueue.close(), Math.max(200, left() - 1_000));
     await within(Promise.all(this.connections.map((c) => closeRedis(c))), Math.max(200, left()));

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import convict from 'convict';
 import { ForwarderError } from '../infra/errors.js';
 import { maskRedisUrl } from '../infra/redis.js';
-import { registerFormats } from './formats.js';
+import { parsePairs, registerFormats } from './formats.js';
 import { schema } from './schema.js';
 import type { SeverityWord, SessionState } from '../code42/vocabulary.js';
 
@@ -41,6 +41,16 @@ export interface Config {
   worker: { concurrency: number; attempts: number; backoff: number; lockDuration: number; keepCompleted: number };
   proxy: { https: string | null; noProxy: string | null };
   http: { port: number; host: string };
+  sync: {
+    trackUpdates: boolean;
+    stateSync: 'both' | 'to-code42' | 'to-xsoar' | 'off';
+    interval: number;
+    /** XSOAR close reason → Incydr state; key `*` is any other reason. */
+    closeReasonStates: Record<string, string>;
+    /** Incydr closed state → XSOAR close reason. */
+    stateCloseReasons: Record<string, string>;
+    reopenOnNewData: boolean;
+  };
 }
 
 /** Bad configuration: one readable line per problem, each naming the key and its env variable. */
@@ -159,6 +169,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   if (config.code42.caFile === '') config.code42.caFile = null;
   if (config.proxy.https === '') config.proxy.https = null;
   if (config.proxy.noProxy === '') config.proxy.noProxy = null;
+  config.sync.closeReasonStates = parsePairs(config.sync.closeReasonStates);
+  config.sync.stateCloseReasons = parsePairs(config.sync.stateCloseReasons);
   return config;
 }
 

@@ -124,6 +124,19 @@ export class XsoarClient {
     return parsed as Record<string, unknown>;
   }
 
+  /**
+   * One request to any XSOAR path, with this client's auth, prefix discovery, size cap and error
+   * translation (used by the incident-update calls in incident-updates.ts).
+   */
+  send(path: string, endpoint: string, opts: { method: 'GET' | 'POST'; body?: unknown; signal?: AbortSignal | undefined; ambiguousOnFailure?: boolean }): Promise<unknown> {
+    return this.request(path, endpoint, {
+      method: opts.method,
+      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+      signal: opts.signal,
+      ambiguousOnFailure: opts.ambiguousOnFailure ?? false,
+    });
+  }
+
   private postJson(path: string, endpoint: string, body: unknown, opts: { signal?: AbortSignal | undefined; ambiguousOnFailure: boolean }): Promise<unknown> {
     return this.request(path, endpoint, { method: 'POST', body: JSON.stringify(body), ...opts });
   }

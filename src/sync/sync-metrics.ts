@@ -9,6 +9,7 @@ export class SyncMetrics {
   private readonly conflicts: Counter;
   private readonly code42Calls: Counter<'endpoint'>;
   private readonly failures: Counter<'reason' | 'final'>;
+  private readonly runs: Counter;
 
   constructor(registry?: Registry) {
     const p = `${METRIC_PREFIX}sync_`;
@@ -42,6 +43,11 @@ export class SyncMetrics {
       labelNames: ['endpoint'] as const,
       registers,
     });
+    this.runs = new Counter({
+      name: `${p}runs_total`,
+      help: 'Runs of the periodic state-sync pass (XSOAR closes → Incydr, sweep of pending changes), counted as they start',
+      registers,
+    });
     this.failures = new Counter({
       name: `${p}job_failures_total`,
       help: 'Failed update attempts by reason class; final="true" when the job went to the failed set',
@@ -68,6 +74,10 @@ export class SyncMetrics {
 
   code42(endpoint: string, n = 1): void {
     if (n > 0) this.code42Calls.inc({ endpoint }, n);
+  }
+
+  run(): void {
+    this.runs.inc();
   }
 
   failure(reason: string, final: boolean): void {

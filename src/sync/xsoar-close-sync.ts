@@ -67,6 +67,7 @@ export class XsoarCloseSync {
   }
 
   async runOnce(signal?: AbortSignal): Promise<XsoarCloseSyncResult> {
+    this.opts.metrics.run();
     const result: XsoarCloseSyncResult = { found: 0, synced: 0, skippedOwn: 0, code42Calls: 0, swept: 0 };
     result.swept = await this.sweepPending();
     if (!this.opts.enabled) return result;

@@ -11,6 +11,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SimServer, mulberry32, sendJson, sendText } from '../http-kit.js';
 import { DEFAULT_UNSEARCHABLE_FIELDS, QuerySyntaxError, matchesQuery, parseQuery } from './query.js';
 import type { QueryNode, SearchableIncident } from './query.js';
+import { IncidentLifecycle, type LifecycleModes } from './lifecycle.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Public types
@@ -40,6 +41,8 @@ export interface XsoarSimulatorOptions {
   tls?: { key: string; cert: string };
   port?: number;
   host?: string;
+  /** Readings of the incident-lifecycle calls (updates, notes, closes); see lifecycle.ts. */
+  lifecycle?: LifecycleModes;
 }
 
 export interface XsoarFaults {
@@ -146,13 +149,14 @@ const NONCE_TTL_MS = 10 * 60 * 1000;
 const MAX_SEARCH_SIZE = 1000;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
-type Endpoint = 'create' | 'search' | 'load' | 'about' | 'health' | 'unknown';
+type Endpoint = 'create' | 'search' | 'load' | 'about' | 'health' | 'unknown' | 'update' | 'close' | 'entry' | 'entryNote' | 'investigation';
 
 interface Route {
   endpoint: Endpoint;
   /** Known path but another method. */
   methodNotAllowed: boolean;
   loadId?: string;
+  investigationId?: string;
 }
 
 interface ErrorBody {
@@ -262,6 +266,8 @@ export class XsoarSimulator {
   private rejections = { remaining: 0, detail: '' };
   private readonly nonces = new Map<string, number>();
   private readonly timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
+  /** Updates, closes, war-room entries and the analyst's hand (lifecycle.ts). */
+  readonly lifecycle: IncidentLifecycle;
 
   constructor(opts: XsoarSimulatorOptions) {
     this.opts = { ...opts };
@@ -270,6 +276,7 @@ export class XsoarSimulator {
     this.maxBodyBytes = opts.maxBodyBytes ?? 50 * 1024 * 1024;
     this.unsearchable = opts.unsearchableFields ?? [...DEFAULT_UNSEARCHABLE_FIELDS];
     this.random = mulberry32(opts.seed ?? 7);
+    this.lifecycle = new IncidentLifecycle(opts.lifecycle ?? {}, (id) => this.stored.find((i) => i.id === id), (inc) => this.wire(inc));
   }
 
   /** Starts listening; resolves with `url`. */
@@ -356,6 +363,7 @@ export class XsoarSimulator {
     this.rejections = { remaining: 0, detail: '' };
     this.random = mulberry32(this.opts.seed ?? 7);
     this.cancelTimers();
+    this.lifecycle.reset();
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -420,6 +428,10 @@ export class XsoarSimulator {
         }
         return answer(200, this.wire(inc));
       }
+      case 'close':
+      case 'entry':
+      case 'entryNote':
+      case 'investigation':
       case 'search':
       case 'create': {
         const read = await this.readBodyLimited(req);
@@ -445,11 +457,36 @@ export class XsoarSimulator {
           throw err;
         }
         if (route.endpoint === 'search') return this.search(parsed, answer);
+        const lifecycleAnswer = this.lifecycleRequest(route, parsed, record);
+        if (lifecycleAnswer) return answer(lifecycleAnswer.status, lifecycleAnswer.body);
         return this.create(parsed, res, record, answer);
       }
       default:
         return answer(404, xsoarError(404, 'not_found', 'Not found', `No such endpoint: ${method} ${path}`, 'route not found'));
     }
+  }
+
+  /** Lifecycle calls, and `POST /incident` carrying an `id` (an update, not a create). */
+  private lifecycleRequest(route: Route, parsed: unknown, record: XsoarRequestRecord): { status: number; body: unknown } | undefined {
+    switch (route.endpoint) {
+      case 'close':
+        return this.lifecycle.closeRequest(parsed);
+      case 'entry':
+        return this.lifecycle.entry(parsed, 'entry');
+      case 'entryNote':
+        return this.lifecycle.entry(parsed, 'note');
+      case 'investigation':
+        return this.lifecycle.readEntries(route.investigationId ?? '', parsed);
+      default:
+        break;
+    }
+    const id = isPlainObject(parsed) ? field(parsed, 'id') : undefined;
+    if ((typeof id === 'string' && id !== '') || typeof id === 'number') {
+      this.counters.creates -= 1;
+      record.endpoint = 'update';
+      return this.lifecycle.update({ ...(parsed as Record<string, unknown>), id: String(id) });
+    }
+    return undefined;
   }
 
   private finish(record: XsoarRequestRecord, status: number): void {
@@ -479,11 +516,16 @@ export class XsoarSimulator {
       '/incidents/search': ['search', 'POST'],
       '/about': ['about', 'GET'],
       '/health/server': ['health', 'GET'],
+      '/incident/close': ['close', 'POST'],
+      '/entry': ['entry', 'POST'],
+      '/entry/note': ['entryNote', 'POST'],
     };
     const hit = simple[rest];
     if (hit) return { endpoint: hit[0], methodNotAllowed: method !== hit[1] };
     const load = /^\/incident\/load\/([^/]+)$/.exec(rest);
     if (load) return { endpoint: 'load', methodNotAllowed: method !== 'GET', loadId: decodeURIComponent(load[1] ?? '') };
+    const investigation = /^\/investigation\/([^/]+)$/.exec(rest);
+    if (investigation) return { endpoint: 'investigation', methodNotAllowed: method !== 'POST', investigationId: decodeURIComponent(investigation[1] ?? '') };
     return unknown;
   }
 
@@ -752,6 +794,7 @@ export class XsoarSimulator {
       runStatus: '',
       attachment: null,
       isPlayground: false,
+      ...this.lifecycle.wireFields(inc),
     };
   }
 
@@ -792,6 +835,7 @@ export class XsoarSimulator {
       if (spec.levels && !spec.levels.includes(inc.severity)) return false;
       if (spec.fromDate !== undefined && Date.parse(inc.created) < spec.fromDate) return false;
       if (spec.toDate !== undefined && Date.parse(inc.created) > spec.toDate) return false;
+      if (!this.lifecycle.closedInRange(inc, spec.fromClosedDate, spec.toClosedDate)) return false;
       return matchesQuery(node, this.searchable(inc), { unsearchable: this.unsearchable });
     });
     if (spec.sort) sortIncidents(matches, spec.sort);
@@ -990,6 +1034,8 @@ interface FilterSpec {
   fromDate?: number;
   toDate?: number;
   sort?: Array<{ field: string; asc: boolean }>;
+  fromClosedDate?: number;
+  toClosedDate?: number;
 }
 
 function readFilter(filter: Record<string, unknown>): FilterSpec {
@@ -1035,6 +1081,8 @@ function readFilter(filter: Record<string, unknown>): FilterSpec {
   opt('levels', numbers('level', '[]domain.Severity'));
   opt('fromDate', date('fromDate'));
   opt('toDate', date('toDate'));
+  opt('fromClosedDate', date('fromClosedDate'));
+  opt('toClosedDate', date('toClosedDate'));
   const sort = get('sort');
   if (sort !== undefined) {
     if (!Array.isArray(sort)) throw unmarshalError(sort, S, at('sort'), '[]domain.Order');
@@ -1062,6 +1110,8 @@ function sortIncidents(list: StoredIncident[], order: Array<{ field: string; asc
         return Date.parse(inc[f.toLowerCase() as 'created' | 'modified' | 'occurred']);
       case 'severity':
         return inc.severity;
+      case 'closed':
+        return Date.parse((inc as { lifecycle?: { closed?: string } }).lifecycle?.closed ?? '') || 0;
       case 'status':
         return inc.status;
       case 'name':

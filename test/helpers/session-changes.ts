@@ -79,3 +79,33 @@ export function escalate(code42: Code42Simulator, id: string, opts: { newEvents:
     { events },
   );
 }
+
+export const NEW_RULE = { id: 'rule-usb', name: 'USB exfiltration' };
+
+/** `n` open, moderate sessions with two file events each, under rule "Cloud upload". */
+export function seedSessions(code42: Code42Simulator, n: number, tag: string): string[] {
+  code42.addRule({ id: 'rule-cloud', name: 'Cloud upload' });
+  code42.addRule(NEW_RULE);
+  code42.addActor({ actorId: 'actor-1', name: 'jane.doe@example.com' });
+  const rnd = mulberry32(n);
+  const now = Date.now();
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const sessionId = `${tag}-${String(i).padStart(2, '0')}`;
+    code42.addSession(
+      {
+        sessionId,
+        actorId: 'actor-1',
+        beginTime: now - 10 * 60_000 + i,
+        moderateEvents: 2,
+        scores: [{ score: 50, severity: 2, sourceTimestamp: now - 9 * 60_000 }],
+        states: [{ state: 'OPEN', stateV2: 'OPEN', sourceTimestamp: now - 9 * 60_000, userId: null }],
+        triggeredAlerts: [{ alertId: `${sessionId}-alert-1`, ruleId: 'rule-cloud', lessonId: null }],
+      },
+      { events: [makeFileEvent(rnd), makeFileEvent(rnd)] },
+    );
+    ids.push(sessionId);
+  }
+  return ids;
+}
+

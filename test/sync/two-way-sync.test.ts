@@ -4,43 +4,12 @@ import { Daemon } from '../../src/daemon.js';
 import { Ledger } from '../../src/pipeline/ledger.js';
 import { stateKeys } from '../../src/pipeline/keys.js';
 import { SyncState, syncKeys } from '../../src/sync/sync-state.js';
-import { makeFileEvent, type Code42Simulator } from '../sims/code42/index.js';
-import { mulberry32 } from '../sims/http-kit.js';
 import type { LifecycleModes, StoredIncident } from '../sims/xsoar/index.js';
 import { silentLogger } from '../helpers/logs.js';
 import { testRedis } from '../helpers/redis.js';
-import { ChangeTracker, escalate } from '../helpers/session-changes.js';
+import { ChangeTracker, NEW_RULE, escalate, seedSessions } from '../helpers/session-changes.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
-
-const NEW_RULE = { id: 'rule-usb', name: 'USB exfiltration' };
-
-/** `n` open, moderate sessions with two file events each, under rule "Cloud upload". */
-function seedSessions(code42: Code42Simulator, n: number, tag: string): string[] {
-  code42.addRule({ id: 'rule-cloud', name: 'Cloud upload' });
-  code42.addRule(NEW_RULE);
-  code42.addActor({ actorId: 'actor-1', name: 'jane.doe@example.com' });
-  const rnd = mulberry32(n);
-  const now = Date.now();
-  const ids: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const sessionId = `${tag}-${String(i).padStart(2, '0')}`;
-    code42.addSession(
-      {
-        sessionId,
-        actorId: 'actor-1',
-        beginTime: now - 10 * 60_000 + i,
-        moderateEvents: 2,
-        scores: [{ score: 50, severity: 2, sourceTimestamp: now - 9 * 60_000 }],
-        states: [{ state: 'OPEN', stateV2: 'OPEN', sourceTimestamp: now - 9 * 60_000, userId: null }],
-        triggeredAlerts: [{ alertId: `${sessionId}-alert-1`, ruleId: 'rule-cloud', lessonId: null }],
-      },
-      { events: [makeFileEvent(rnd), makeFileEvent(rnd)] },
-    );
-    ids.push(sessionId);
-  }
-  return ids;
-}
 
 function describeModes(m: LifecycleModes): string {
   const parts = Object.entries(m).map(([k, v]) => `${k}=${String(v)}`);

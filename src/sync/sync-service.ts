@@ -6,7 +6,9 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { IncydrClient } from '../code42/incydr-client.js';
+import { Code42AuthError } from '../code42/errors.js';
 import { SessionActions } from '../code42/session-actions.js';
+import { XsoarAuthError } from '../xsoar/errors.js';
 import type { Config } from '../config/load-config.js';
 import type { Logger } from '../infra/logger.js';
 import type { Ledger } from '../pipeline/ledger.js';
@@ -123,7 +125,13 @@ export class SyncService {
     });
     this.schedulerQueue.on('error', (err) => logger.debug({ err }, 'state-sync queue error'));
     await this.schedulerQueue.setGlobalConcurrency(1);
-    await this.schedulerQueue.upsertJobScheduler(STATE_SYNC_SCHEDULER_ID, { every: config.sync.interval }, { name: 'state-sync', data: {} });
+    // The first look comes one interval after start: a starting daemon has nothing to carry yet, and
+    // its first requests stay the ones that tell whether the credentials work.
+    await this.schedulerQueue.upsertJobScheduler(
+      STATE_SYNC_SCHEDULER_ID,
+      { every: config.sync.interval, startDate: Date.now() + config.sync.interval },
+      { name: 'state-sync', data: {} },
+    );
     let lastError = '';
     this.schedulerWorker = new Worker(STATE_SYNC_QUEUE, async () => this.closeSync.runOnce(), {
       connection,
@@ -133,7 +141,9 @@ export class SyncService {
       stalledInterval: config.worker.lockDuration,
     });
     this.schedulerWorker.on('failed', (_job, err) => {
-      if (err.message !== lastError) logger.error({ err }, 'state sync failed; the next run covers the same window');
+      // Refused credentials are reported by the forward worker (one line per pause); here they are a warning.
+      const refused = err instanceof XsoarAuthError || err instanceof Code42AuthError;
+      if (err.message !== lastError) logger[refused ? 'warn' : 'error']({ err }, 'state sync failed; the next run covers the same window');
       lastError = err.message;
     });
     this.schedulerWorker.on('completed', () => (lastError = ''));

@@ -82,8 +82,10 @@ export function escalate(code42: Code42Simulator, id: string, opts: { newEvents:
 
 export const NEW_RULE = { id: 'rule-usb', name: 'USB exfiltration' };
 
-/** `n` open, moderate sessions with two file events each, under rule "Cloud upload". */
-export function seedSessions(code42: Code42Simulator, n: number, tag: string): string[] {
+/** `n` open sessions (moderate unless told) with two file events each (unless told), under rule "Cloud upload". */
+export function seedSessions(code42: Code42Simulator, n: number, tag: string, opts: { severity?: number; events?: number } = {}): string[] {
+  const severity = opts.severity ?? 2;
+  const eventsEach = opts.events ?? 2;
   code42.addRule({ id: 'rule-cloud', name: 'Cloud upload' });
   code42.addRule(NEW_RULE);
   code42.addActor({ actorId: 'actor-1', name: 'jane.doe@example.com' });
@@ -97,12 +99,12 @@ export function seedSessions(code42: Code42Simulator, n: number, tag: string): s
         sessionId,
         actorId: 'actor-1',
         beginTime: now - 10 * 60_000 + i,
-        moderateEvents: 2,
-        scores: [{ score: 50, severity: 2, sourceTimestamp: now - 9 * 60_000 }],
+        moderateEvents: eventsEach,
+        scores: [{ score: 50, severity, sourceTimestamp: now - 9 * 60_000 }],
         states: [{ state: 'OPEN', stateV2: 'OPEN', sourceTimestamp: now - 9 * 60_000, userId: null }],
         triggeredAlerts: [{ alertId: `${sessionId}-alert-1`, ruleId: 'rule-cloud', lessonId: null }],
       },
-      { events: [makeFileEvent(rnd), makeFileEvent(rnd)] },
+      { events: Array.from({ length: eventsEach }, () => makeFileEvent(rnd)) },
     );
     ids.push(sessionId);
   }

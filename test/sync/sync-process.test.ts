@@ -5,11 +5,9 @@ import { SyncState, syncKeys } from '../../src/sync/sync-state.js';
 import { silentLogger } from '../helpers/logs.js';
 import { runCli, startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { testRedis } from '../helpers/redis.js';
-import { ChangeTracker, escalate } from '../helpers/session-changes.js';
+import { ChangeTracker, escalate, seedSessions } from '../helpers/session-changes.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
-import { makeFileEvent } from '../sims/code42/index.js';
-import { mulberry32 } from '../sims/http-kit.js';
 
 describe('incident updates in the built daemon', () => {
   let stack: Stack | undefined;
@@ -27,25 +25,7 @@ describe('incident updates in the built daemon', () => {
   it('survives a SIGKILL between a note reaching XSOAR and its record: one note per change, no second incident; status shows each session', async () => {
     stack = await startStack({ name: 'sync-kill', env: { STATE_SYNC_INTERVAL: '500ms', WORKER_LOCK_DURATION: '1s', LOG_LEVEL: 'info' } });
     const s = stack;
-    s.code42.addRule({ id: 'rule-cloud', name: 'Cloud upload' });
-    s.code42.addRule({ id: 'rule-usb', name: 'USB exfiltration' });
-    const rnd = mulberry32(3);
-    const now = Date.now();
-    const ids = Array.from({ length: 10 }, (_, i) => `kill-${i}`);
-    for (const [i, sessionId] of ids.entries()) {
-      s.code42.addSession(
-        {
-          sessionId,
-          actorName: 'jane.doe@example.com',
-          beginTime: now - 10 * 60_000 + i,
-          moderateEvents: 1,
-          scores: [{ score: 40, severity: 3, sourceTimestamp: now - 9 * 60_000 }],
-          states: [{ state: 'OPEN', stateV2: 'OPEN', sourceTimestamp: now - 9 * 60_000, userId: null }],
-          triggeredAlerts: [{ alertId: `${sessionId}-a1`, ruleId: 'rule-cloud', lessonId: null }],
-        },
-        { events: [makeFileEvent(rnd)] },
-      );
-    }
+    const ids = seedSessions(s.code42, 10, 'kill', { severity: 3, events: 1 });
     daemon = startDaemon(s.env);
     await waitFor(() => s.xsoar.incidents().length >= 10, { timeoutMs: 20_000, what: '10 incidents' });
 

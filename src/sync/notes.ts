@@ -43,9 +43,12 @@ export function updateNote(sessionId: string, seq: number, summary: UpdateSummar
   return `${head}${closed}\n\n${noteMarker(sessionId, seq)}`;
 }
 
+/** How the daemon's own close notes begin: an incident closed with them was closed by the daemon. */
+export const CLOSED_IN_INCYDR_PREFIX = 'Closed in Code42 Incydr by ';
+
 /** The close notes of an incident closed because its session was closed in Incydr. */
 export function closedInIncydrNotes(state: string, user: string, at: number): string {
-  return `Closed in Code42 Incydr by ${user} at ${new Date(at).toISOString()} (session state ${state}).`;
+  return `${CLOSED_IN_INCYDR_PREFIX}${user} at ${new Date(at).toISOString()} (session state ${state}).`;
 }
 
 /** The session note carrying an XSOAR close back to Incydr. */

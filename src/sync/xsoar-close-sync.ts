@@ -14,7 +14,7 @@ import type { Ledger } from '../pipeline/ledger.js';
 import { SESSION_LABEL } from '../xsoar/xsoar-client.js';
 import type { ClosedIncident, IncidentUpdates } from '../xsoar/incident-updates.js';
 import { stateForCloseReason } from './close-reasons.js';
-import { closedInXsoarNote } from './notes.js';
+import { CLOSED_IN_INCYDR_PREFIX, closedInXsoarNote } from './notes.js';
 import type { SyncMetrics } from './sync-metrics.js';
 import type { SyncState } from './sync-state.js';
 import type { UpdateSink } from './update-queue.js';
@@ -87,7 +87,8 @@ export class XsoarCloseSync {
       const sessionId = sessionOfIncident(incident);
       if (!sessionId || (await this.opts.ledger.incidentFor(sessionId)) !== incident.id) continue;
       const record = await state.get(sessionId);
-      if (record.xsoarClosedByDaemon && record.xsoarClosedByDaemon === incident.closed) {
+      // Closed by the daemon itself: recorded, or (after a crash between the close and the record) its close notes.
+      if ((record.xsoarClosedByDaemon && record.xsoarClosedByDaemon === incident.closed) || incident.closeNotes.startsWith(CLOSED_IN_INCYDR_PREFIX)) {
         result.skippedOwn += 1;
         continue;
       }

@@ -31,6 +31,9 @@ import type { Upstream } from './pipeline/upstream-status.js';
 
 /** A session id no alert has: the probes ask for it, and any answer (even "not found") means "up". */
 const PROBE_SESSION_ID = 'c42x-upstream-probe';
+import type { SessionChangeSink } from './pipeline/session-change.js';
+import { SyncService } from './sync/sync-service.js';
+import { mappingOptions } from './xsoar/mapping-options.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -71,6 +74,7 @@ export class Daemon {
   private breaker: CircuitBreaker | undefined;
   private memoryGuard: RedisMemoryGuard | undefined;
   private stopping = false;
+  private sync: SyncService | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.keys = stateKeys(opts.config.redis.prefix);
@@ -177,6 +181,20 @@ export class Daemon {
         if (isRedisOomError(error)) void this.memoryGuard?.refused((error as Error).message);
       },
     };
+    // Changes of forwarded sessions, seen by the poller, go to the incident updater's queue.
+    if (config.sync.trackUpdates || config.sync.stateSync !== 'off') {
+      this.sync = new SyncService({
+        config,
+        logger,
+        connect: (name) => this.connect(name),
+        redis: state,
+        ledger,
+        code42: client,
+        xsoar,
+        registry: metrics.registry,
+        ...(this.opts.clock ? { clock: this.opts.clock } : {}),
+      });
+    }
     const poller = new Poller({
       client,
       redis: state,
@@ -193,6 +211,7 @@ export class Daemon {
       code42Clock,
       deepLookbackMs: config.poll.deepLookback,
       sweepIntervalMs: config.poll.sweepInterval,
+      ...(this.sync ? { changeSink: this.sync.sink } : {}),
       pollIntervalMs: config.poll.interval,
       // Half of what the budget allows in one interval: a poll fits its interval with room for forwarding.
       maxSweepPagesPerPoll: Math.max(1, Math.min(50, Math.floor((config.code42.rateLimit * config.poll.interval) / 60_000 / 2))),
@@ -242,16 +261,7 @@ export class Daemon {
       ledger,
       enricher: new SessionEnricher({ client, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl }),
       xsoar,
-      mapping: {
-        incidentType: config.xsoar.incidentType,
-        consoleUrl: config.code42.consoleUrl,
-        createInvestigation: config.xsoar.createInvestigation,
-        playbookId: config.xsoar.playbookId,
-        includeFiles: config.enrich.includeFiles,
-        maxFileEvents: config.enrich.maxFileEvents,
-        sourceBrand: config.xsoar.sourceBrand,
-        maxBodyBytes: config.xsoar.maxBody,
-      },
+      mapping: mappingOptions(config),
       status,
       breaker,
       memory: this.memoryGuard,
@@ -266,6 +276,7 @@ export class Daemon {
     if (this.stopping) return;
     await this.stateMarker.start();
     this.worker.start();
+    await this.sync?.start();
     this.scheduler = new PollScheduler({
       connection: this.connect('c42x-poll'),
       prefix: config.redis.prefix,
@@ -310,6 +321,11 @@ export class Daemon {
         onClose: (u, downMs) => logger.info({ upstream: u, downMs }, `${name(u)} answers again after ${Math.round(downMs / 100) / 10} s; the forward queue resumes`),
       },
     });
+  }
+
+  /** Where change records of forwarded sessions go (the incident updater's queue); none when the sync is off. */
+  get changeSink(): SessionChangeSink | undefined {
+    return this.sync?.sink;
   }
 
   private metricsSources(queue: Queue, pollState: PollState, ledger: Ledger, health: Redis): void {
@@ -380,6 +396,10 @@ export class Daemon {
       logger.warn('forward jobs still running at the deadline; handing them back to the queue');
       this.worker.cancelAll('shutdown');
       await within(this.worker.close(true), Math.max(500, left() - 1_500));
+    }
+    if (this.sync && (await within(this.sync.stop(), Math.max(500, left() - 2_000))) === 'timeout') {
+      logger.warn('incident updates still running at the deadline; handing them back to the queue');
+      await within(this.sync.stop(true), 1_000);
     }
     logger.debug('shutdown: forward worker closed; closing the queue and connections');
     if (this.forwardQueue) await within(this.forwardQueue.close(), Math.max(200, left() - 1_000));

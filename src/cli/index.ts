@@ -7,6 +7,7 @@ import { failedList, failedRetry } from './failed.js';
 import { parseTimeArg, replayCommand } from './replay.js';
 import { runCommand } from './run.js';
 import { packageVersion } from './version.js';
+import { statusCommand } from './status.js';
 
 function withConfig(io: CliIo, body: (config: Config) => Promise<number>): Promise<number> {
   let config: Config;
@@ -96,6 +97,17 @@ export const COMMANDS: CommandDefinition[] = [
       }
       io.out(values.markdown ? configMarkdown() : configText());
       return 0;
+    },
+  },
+  {
+    name: 'status',
+    summary: "show a session's incident, its last sync each way (session → incident, XSOAR close → Incydr) and any pending change; exit 1 when the session is unknown",
+    usage: 'code42-xsoar-forwarder status <sessionId> [--json]',
+    options: { json: { type: 'boolean' } },
+    allowPositionals: true,
+    run: ({ values, positionals }, io) => {
+      if (positionals.length !== 1) throw new UsageError('status takes one session id');
+      return withConfig(io, (config) => statusCommand(config, positionals[0] as string, values.json === true, io));
     },
   },
 ];

@@ -201,6 +201,14 @@ export class IncydrClient {
     return body === null ? null : parseOrThrow(RuleSchema, body, `rule ${ruleId}`);
   }
 
+  /**
+   * The authenticated got instance (token refresh, shared request budget, metrics in its hooks), for
+   * the session write calls in session-actions.ts.
+   */
+  get authenticatedHttp(): Got {
+    return this.http;
+  }
+
   private async getJson(path: string, endpoint: Endpoint, searchParams?: URLSearchParams, notFoundIsNull = false): Promise<unknown> {
     let text: string;
     let contentType: string | undefined;

@@ -43,6 +43,34 @@ export function parseSize(value: unknown): number | undefined {
   return bytes > 0 ? bytes : undefined;
 }
 
+/**
+ * `a=b, c=d` (or a JSON object) as a map. Keys and values are trimmed; an already-parsed object is
+ * returned as it is.
+ */
+export function parsePairs(value: unknown): Record<string, string> {
+  if (value && typeof value === 'object' && !Array.isArray(value)) return value as Record<string, string>;
+  const out: Record<string, string> = {};
+  if (typeof value !== 'string') return out;
+  for (const item of value.split(',')) {
+    if (item.trim() === '') continue;
+    const eq = item.indexOf('=');
+    out[(eq < 0 ? item : item.slice(0, eq)).trim()] = eq < 0 ? '' : item.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+function assertPairs(value: unknown, what: string, checkKey: (k: string) => string | null, checkValue: (v: string) => string | null): void {
+  if (typeof value !== 'string' && !(value && typeof value === 'object' && !Array.isArray(value))) throw new Error(`must be a comma list of ${what}`);
+  const pairs = parsePairs(value);
+  if (Object.keys(pairs).length === 0) throw new Error(`must be a comma list of ${what}`);
+  for (const [k, v] of Object.entries(pairs)) {
+    const problem = (k === '' ? 'an empty key' : checkKey(k)) ?? (v === '' ? `no value for ${JSON.stringify(k)}` : checkValue(v));
+    if (problem) throw new Error(`${problem} (expected ${what})`);
+  }
+}
+
+const CLOSED_STATES = SESSION_STATES.filter((s) => s.startsWith('CLOSED'));
+
 let registered = false;
 
 /** Registers the project's convict formats once per process. */
@@ -138,6 +166,16 @@ export function registerFormats(): void {
         }
       },
       coerce: (value: unknown) => toList(value),
+    },
+    'close-reason-map': {
+      validate(value: unknown) {
+        assertPairs(value, 'reason=STATE pairs', () => null, (v) => ((CLOSED_STATES as readonly string[]).includes(v) ? null : `unknown closed state ${JSON.stringify(v)}; allowed: ${CLOSED_STATES.join(', ')}`));
+      },
+    },
+    'state-close-map': {
+      validate(value: unknown) {
+        assertPairs(value, 'STATE=reason pairs', (k) => ((CLOSED_STATES as readonly string[]).includes(k) ? null : `unknown closed state ${JSON.stringify(k)}; allowed: ${CLOSED_STATES.join(', ')}`), () => null);
+      },
     },
     'positive-int': {
       validate(value: unknown) {

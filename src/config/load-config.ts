@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import convict from 'convict';
 import { ForwarderError } from '../infra/errors.js';
 import { maskRedisUrl } from '../infra/redis.js';
-import { registerFormats } from './formats.js';
+import { parsePairs, registerFormats } from './formats.js';
 import { schema } from './schema.js';
 import type { SeverityWord, SessionState } from '../code42/vocabulary.js';
 
@@ -44,6 +44,16 @@ export interface Config {
   proxy: { https: string | null; noProxy: string | null };
   http: { port: number; host: string };
   upstream: { failureThreshold: number; probeInterval: number; probeMax: number; code42Retries: number };
+  sync: {
+    trackUpdates: boolean;
+    stateSync: 'both' | 'to-code42' | 'to-xsoar' | 'off';
+    interval: number;
+    /** XSOAR close reason → Incydr state; key `*` is any other reason. */
+    closeReasonStates: Record<string, string>;
+    /** Incydr closed state → XSOAR close reason. */
+    stateCloseReasons: Record<string, string>;
+    reopenOnNewData: boolean;
+  };
 }
 
 /** Bad configuration: one readable line per problem, each naming the key and its env variable. */
@@ -165,6 +175,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   if (config.proxy.https === '') config.proxy.https = null;
   if (config.redis.password === '') config.redis.password = null;
   if (config.proxy.noProxy === '') config.proxy.noProxy = null;
+  config.sync.closeReasonStates = parsePairs(config.sync.closeReasonStates);
+  config.sync.stateCloseReasons = parsePairs(config.sync.stateCloseReasons);
   return config;
 }
 

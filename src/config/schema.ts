@@ -322,4 +322,42 @@ export const schema = {
       env: 'CODE42_RETRIES',
     },
   },
+  sync: {
+    trackUpdates: {
+      doc: 'Push changes of a forwarded session (new events, higher severity, new rules, new state) to its incident',
+      format: 'strict-boolean',
+      default: true as boolean | string,
+      env: 'TRACK_UPDATES',
+    },
+    stateSync: {
+      doc: 'Closing both ways: both, to-code42 (XSOAR close -> Incydr state), to-xsoar (Incydr close -> XSOAR close) or off',
+      format: ['both', 'to-code42', 'to-xsoar', 'off'],
+      default: 'both',
+      env: 'STATE_SYNC',
+    },
+    interval: {
+      doc: 'How often XSOAR is asked for incidents closed since the last look',
+      format: 'positive-duration',
+      default: 60_000 as number | string,
+      env: 'STATE_SYNC_INTERVAL',
+    },
+    closeReasonStates: {
+      doc: 'XSOAR close reason -> Incydr session state, comma list of reason=STATE; * is any other reason',
+      format: 'close-reason-map',
+      default: 'False Positive=CLOSED_FP,Resolved=CLOSED_TP,*=CLOSED',
+      env: 'STATE_SYNC_CLOSE_REASONS',
+    },
+    stateCloseReasons: {
+      doc: 'Incydr closed state -> XSOAR close reason, comma list of STATE=reason',
+      format: 'state-close-map',
+      default: 'CLOSED_FP=False Positive,CLOSED_TP=Resolved,CLOSED_TP_BENIGN=Resolved,CLOSED=Other',
+      env: 'STATE_SYNC_CLOSE_STATES',
+    },
+    reopenOnNewData: {
+      doc: 'Reopen a closed incident when its session goes to OPEN_NEW_DATA (any other change to a closed incident only adds a note)',
+      format: 'strict-boolean',
+      default: true as boolean | string,
+      env: 'REOPEN_ON_NEW_DATA',
+    },
+  },
 };

@@ -187,6 +187,19 @@ export class XsoarClient {
     return this.prefixes.length > 1 || this.prefixes[0] !== '' ? ['xsoar/', 'xsoar/public/v1/'] : [''];
   }
 
+  /**
+   * One request to any XSOAR path, with this client's auth, prefix discovery, size cap and error
+   * translation (used by the incident-update calls in incident-updates.ts).
+   */
+  send(path: string, endpoint: string, opts: { method: 'GET' | 'POST'; body?: unknown; signal?: AbortSignal | undefined; ambiguousOnFailure?: boolean }): Promise<unknown> {
+    return this.request(path, endpoint, {
+      method: opts.method,
+      ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+      signal: opts.signal,
+      ambiguousOnFailure: opts.ambiguousOnFailure ?? false,
+    });
+  }
+
   private postJson(path: string, endpoint: string, body: unknown, opts: { signal?: AbortSignal | undefined; ambiguousOnFailure: boolean }): Promise<unknown> {
     return this.request(path, endpoint, { method: 'POST', body: JSON.stringify(body), ...opts });
   }

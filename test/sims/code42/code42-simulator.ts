@@ -90,7 +90,9 @@ export type Code42Endpoint =
   | 'sessions.events'
   | 'actors.get'
   | 'rules.get'
-  | 'other';
+  | 'other'
+  | 'sessions.changeState'
+  | 'sessions.addNote';
 
 export const CODE42_ENDPOINTS: readonly Code42Endpoint[] = [
   'oauth',
@@ -100,6 +102,8 @@ export const CODE42_ENDPOINTS: readonly Code42Endpoint[] = [
   'actors.get',
   'rules.get',
   'other',
+  'sessions.changeState',
+  'sessions.addNote',
 ];
 
 export interface Code42Fault {
@@ -178,6 +182,8 @@ function msg(status: number, text: string, headers: Record<string, string> = {})
 
 function classify(method: string, path: string): Code42Endpoint {
   if (path === '/v1/oauth') return method === 'POST' ? 'oauth' : 'other';
+  if (method === 'POST' && (path === '/v1/sessions/change-state' || /^\/v1\/sessions\/[^/]+\/change-state$/.test(path))) return 'sessions.changeState';
+  if (method === 'POST' && /^\/v1\/sessions\/[^/]+\/add-note$/.test(path)) return 'sessions.addNote';
   if (method !== 'GET') return 'other';
   if (path === '/v1/sessions') return 'sessions.list';
   if (/^\/v1\/sessions\/[^/]+$/.test(path)) return 'sessions.get';
@@ -817,7 +823,7 @@ export class Code42Simulator {
 
     if (!this.authorized(req)) return msg(401, 'Unauthorized');
 
-    return this.route(endpoint, path, query);
+    return this.route(endpoint, path, query, body);
   }
 
   private takeFault(path: string, isOauthPath: boolean): Code42Fault | undefined {
@@ -933,9 +939,13 @@ export class Code42Simulator {
     return expiresAt !== undefined && this.clock() < expiresAt;
   }
 
-  private route(endpoint: Code42Endpoint, path: string, query: URLSearchParams): Reply {
+  private route(endpoint: Code42Endpoint, path: string, query: URLSearchParams, body = ''): Reply {
     const segments = path.split('/');
     switch (endpoint) {
+      case 'sessions.changeState':
+        return this.changeStateRequest(path === '/v1/sessions/change-state' ? undefined : decodeSegment(segments[3]), body);
+      case 'sessions.addNote':
+        return this.addNoteRequest(decodeSegment(segments[3]), body);
       case 'sessions.list':
         return this.listSessions(query);
       case 'sessions.get': {
@@ -966,6 +976,80 @@ export class Code42Simulator {
         }
         return msg(404, 'Not Found');
     }
+  }
+
+  // -------------------------------------------------------------------------------------------------------------
+  // Session writes: change-state (batch `{ids, newState}` ≤ 100, or one id in the path `{newState}`), add-note
+  // (`{noteContent}` ≤ 2,000 chars), and the same changes made by an analyst in the console.
+
+  /** An analyst sets the session's state in the Incydr console (a new state entry naming the user). */
+  consoleChangeState(id: string, state: string, user = 'analyst@example.com'): void {
+    this.appendState(id, state, user);
+  }
+
+  /** Changes a stored session in place (new events, scores, alerts...); `events` replaces its file events. */
+  updateSession(id: string, mutate: (s: WireSession) => void, opts: { events?: FileEventV2[] } = {}): WireSession {
+    const entry = this.byId.get(id);
+    if (!entry?.wire) throw new Error(`no session ${id}`);
+    const wire = JSON.parse(entry.json) as WireSession;
+    mutate(wire);
+    wire.lastUpdated = Math.max(wire.lastUpdated + 1, this.clock());
+    const stored: { events?: FileEventV2[]; visibleAt?: number } = {};
+    if (opts.events) stored.events = opts.events;
+    if (entry.visibleAt !== undefined) stored.visibleAt = entry.visibleAt;
+    return JSON.parse(this.storeSession(wire, stored).json) as WireSession;
+  }
+
+  notesOf(id: string): Array<{ content: string; userId: string | null; sourceTimestamp: number }> {
+    return (this.getSession(id)?.notes ?? []) as Array<{ content: string; userId: string | null; sourceTimestamp: number }>;
+  }
+
+  /** The session's current state (latest state entry). */
+  stateOf(id: string): string | undefined {
+    const s = this.getSession(id);
+    return s ? latestBy(s.states, (x) => x.sourceTimestamp)?.state : undefined;
+  }
+
+  private appendState(id: string, state: string, user: string): void {
+    this.updateSession(id, (s) => {
+      const at = Math.max(this.clock(), ...s.states.map((x) => x.sourceTimestamp + 1));
+      s.states.push({ state, stateV2: state, sourceTimestamp: at, userId: user });
+    });
+  }
+
+  private changeStateRequest(pathId: string | undefined, body: string): Reply {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return msg(400, 'Request body is not valid JSON');
+    }
+    const req = (parsed && typeof parsed === 'object' ? parsed : {}) as { ids?: unknown; newState?: unknown };
+    const ids = pathId !== undefined ? [pathId] : req.ids;
+    if (!Array.isArray(ids) || ids.length === 0 || ids.some((x) => typeof x !== 'string')) return msg(400, 'ids must be a non-empty list of session ids');
+    if (ids.length > 100) return msg(400, `Too many ids: ${ids.length} (at most 100)`);
+    if (typeof req.newState !== 'string' || !this.knownStates.has(req.newState)) return msg(400, `Invalid newState: ${JSON.stringify(req.newState)}`);
+    const unknown = (ids as string[]).filter((id) => !this.byId.get(id)?.wire);
+    if (unknown.length > 0) return msg(404, `Session not found: ${unknown.join(', ')}`);
+    for (const id of ids as string[]) this.appendState(id, req.newState, this.clientId);
+    return { status: 204, body: '', contentType: JSON_TYPE, headers: {} };
+  }
+
+  private addNoteRequest(id: string, body: string): Reply {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(body);
+    } catch {
+      return msg(400, 'Request body is not valid JSON');
+    }
+    const content = (parsed as { noteContent?: unknown } | null)?.noteContent;
+    if (typeof content !== 'string' || content.trim() === '') return msg(400, 'noteContent is required');
+    if (content.length > 2000) return msg(400, 'noteContent has a 2000 character max limit');
+    if (!this.byId.get(id)?.wire) return msg(404, 'Session not found');
+    this.updateSession(id, (s) => {
+      s.notes = [...(s.notes ?? []), { id: randomUUID(), content, sourceTimestamp: this.clock(), userId: this.clientId }];
+    });
+    return { status: 204, body: '', contentType: JSON_TYPE, headers: {} };
   }
 
   private isVisible(entry: SessionEntry, now: number): boolean {

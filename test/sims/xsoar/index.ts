@@ -17,3 +17,4 @@ export {
   queryMatches,
 } from './query.js';
 export type { CompareOp, MatchOptions, QueryNode, SearchableIncident, SearchableLabel } from './query.js';
+export { IncidentLifecycle, type LifecycleModes, type WarRoomEntry } from './lifecycle.js';

@@ -12,6 +12,7 @@ import { SimServer, mulberry32, sendJson, sendText } from '../http-kit.js';
 import { DEFAULT_UNSEARCHABLE_FIELDS, QuerySyntaxError, matchesQuery, parseQuery } from './query.js';
 import { CreateHold } from './create-hold.js';
 import type { QueryNode, SearchableIncident } from './query.js';
+import { IncidentLifecycle, type LifecycleModes } from './lifecycle.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Public types
@@ -58,6 +59,8 @@ export interface XsoarSimulatorOptions {
   preProcessDropRate?: number;
   /** Incident types the server has. @defaultValue ['Code42 Security Alert', 'Unclassified'] */
   incidentTypes?: string[];
+  /** Readings of the incident-lifecycle calls (updates, notes, closes); see lifecycle.ts. */
+  lifecycle?: LifecycleModes;
 }
 
 export interface XsoarFaults {
@@ -164,13 +167,14 @@ const NONCE_TTL_MS = 10 * 60 * 1000;
 const MAX_SEARCH_SIZE = 1000;
 const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/;
 
-type Endpoint = 'create' | 'search' | 'load' | 'about' | 'health' | 'user' | 'incidenttypes' | 'playbooks' | 'unknown';
+type Endpoint = 'create' | 'search' | 'load' | 'about' | 'health' | 'user' | 'incidenttypes' | 'playbooks' | 'unknown' | 'update' | 'close' | 'entry' | 'entryNote' | 'investigation';
 
 interface Route {
   endpoint: Endpoint;
   /** Known path but another method. */
   methodNotAllowed: boolean;
   loadId?: string;
+  investigationId?: string;
 }
 
 interface ErrorBody {
@@ -284,6 +288,8 @@ export class XsoarSimulator {
   private afterStoreHook: ((incident: StoredIncident) => Promise<void> | void) | undefined;
   private dropRandom: () => number;
   private dropped = 0;
+  /** Updates, closes, war-room entries and the analyst's hand (lifecycle.ts). */
+  readonly lifecycle: IncidentLifecycle;
 
   constructor(opts: XsoarSimulatorOptions) {
     this.opts = { ...opts };
@@ -293,6 +299,7 @@ export class XsoarSimulator {
     this.unsearchable = opts.unsearchableFields ?? [...DEFAULT_UNSEARCHABLE_FIELDS];
     this.random = mulberry32(opts.seed ?? 7);
     this.dropRandom = mulberry32((opts.seed ?? 7) + 1);
+    this.lifecycle = new IncidentLifecycle(opts.lifecycle ?? {}, (id) => this.stored.find((i) => i.id === id), (inc) => this.wire(inc));
   }
 
   /**
@@ -416,6 +423,7 @@ export class XsoarSimulator {
     this.random = mulberry32(this.opts.seed ?? 7);
     this.cancelTimers();
     this.createHold.release();
+    this.lifecycle.reset();
   }
 
   // -------------------------------------------------------------------------------------------------------------
@@ -490,6 +498,10 @@ export class XsoarSimulator {
         }
         return answer(200, this.wire(inc));
       }
+      case 'close':
+      case 'entry':
+      case 'entryNote':
+      case 'investigation':
       case 'search':
       case 'create': {
         const read = await this.readBodyLimited(req);
@@ -515,11 +527,36 @@ export class XsoarSimulator {
           throw err;
         }
         if (route.endpoint === 'search') return this.search(parsed, answer);
+        const lifecycleAnswer = this.lifecycleRequest(route, parsed, record);
+        if (lifecycleAnswer) return answer(lifecycleAnswer.status, lifecycleAnswer.body);
         return this.create(parsed, res, record, answer);
       }
       default:
         return answer(404, xsoarError(404, 'not_found', 'Not found', `No such endpoint: ${method} ${path}`, 'route not found'));
     }
+  }
+
+  /** Lifecycle calls, and `POST /incident` carrying an `id` (an update, not a create). */
+  private lifecycleRequest(route: Route, parsed: unknown, record: XsoarRequestRecord): { status: number; body: unknown } | undefined {
+    switch (route.endpoint) {
+      case 'close':
+        return this.lifecycle.closeRequest(parsed);
+      case 'entry':
+        return this.lifecycle.entry(parsed, 'entry');
+      case 'entryNote':
+        return this.lifecycle.entry(parsed, 'note');
+      case 'investigation':
+        return this.lifecycle.readEntries(route.investigationId ?? '', parsed);
+      default:
+        break;
+    }
+    const id = isPlainObject(parsed) ? field(parsed, 'id') : undefined;
+    if ((typeof id === 'string' && id !== '') || typeof id === 'number') {
+      this.counters.creates -= 1;
+      record.endpoint = 'update';
+      return this.lifecycle.update({ ...(parsed as Record<string, unknown>), id: String(id) });
+    }
+    return undefined;
   }
 
   private finish(record: XsoarRequestRecord, status: number): void {
@@ -552,11 +589,16 @@ export class XsoarSimulator {
       '/user': ['user', 'GET'],
       '/incidenttype': ['incidenttypes', 'GET'],
       '/playbook/search': ['playbooks', 'POST'],
+      '/incident/close': ['close', 'POST'],
+      '/entry': ['entry', 'POST'],
+      '/entry/note': ['entryNote', 'POST'],
     };
     const hit = simple[rest];
     if (hit) return { endpoint: hit[0], methodNotAllowed: method !== hit[1] };
     const load = /^\/incident\/load\/([^/]+)$/.exec(rest);
     if (load) return { endpoint: 'load', methodNotAllowed: method !== 'GET', loadId: decodeURIComponent(load[1] ?? '') };
+    const investigation = /^\/investigation\/([^/]+)$/.exec(rest);
+    if (investigation) return { endpoint: 'investigation', methodNotAllowed: method !== 'POST', investigationId: decodeURIComponent(investigation[1] ?? '') };
     return unknown;
   }
 
@@ -853,6 +895,7 @@ export class XsoarSimulator {
       runStatus: '',
       attachment: null,
       isPlayground: false,
+      ...this.lifecycle.wireFields(inc),
     };
   }
 
@@ -895,6 +938,7 @@ export class XsoarSimulator {
       if (spec.levels && !spec.levels.includes(inc.severity)) return false;
       if (spec.fromDate !== undefined && Date.parse(inc.created) < spec.fromDate) return false;
       if (spec.toDate !== undefined && Date.parse(inc.created) > spec.toDate) return false;
+      if (!this.lifecycle.closedInRange(inc, spec.fromClosedDate, spec.toClosedDate)) return false;
       return matchesQuery(node, this.searchable(inc), { unsearchable: this.unsearchable, strict: this.opts.strictQuery ?? false });
     });
     if (spec.sort) sortIncidents(matches, spec.sort);
@@ -1089,6 +1133,8 @@ interface FilterSpec {
   fromDate?: number;
   toDate?: number;
   sort?: Array<{ field: string; asc: boolean }>;
+  fromClosedDate?: number;
+  toClosedDate?: number;
 }
 
 function readFilter(filter: Record<string, unknown>): FilterSpec {
@@ -1134,6 +1180,8 @@ function readFilter(filter: Record<string, unknown>): FilterSpec {
   opt('levels', numbers('level', '[]domain.Severity'));
   opt('fromDate', date('fromDate'));
   opt('toDate', date('toDate'));
+  opt('fromClosedDate', date('fromClosedDate'));
+  opt('toClosedDate', date('toClosedDate'));
   const sort = get('sort');
   if (sort !== undefined) {
     if (!Array.isArray(sort)) throw unmarshalError(sort, S, at('sort'), '[]domain.Order');
@@ -1161,6 +1209,8 @@ function sortIncidents(list: StoredIncident[], order: Array<{ field: string; asc
         return Date.parse(inc[f.toLowerCase() as 'created' | 'modified' | 'occurred']);
       case 'severity':
         return inc.severity;
+      case 'closed':
+        return Date.parse((inc as { lifecycle?: { closed?: string } }).lifecycle?.closed ?? '') || 0;
       case 'status':
         return inc.status;
       case 'name':

@@ -1,0 +1,226 @@
+/**
+ * The per-session sync record in Redis: the change waiting to be applied, the one being applied,
+ * when each direction last synced, and what the daemon itself last wrote on either side (so nothing
+ * it wrote comes back as someone else's change). Ledger internals stay untouched: the incident id is
+ * read through `Ledger.incidentFor`.
+ */
+import type { Redis } from 'ioredis';
+import { SessionSchema, type Session } from '../code42/schemas.js';
+import type { SessionChange, SessionChangeKind, SessionSnapshot } from '../pipeline/session-change.js';
+
+export interface SyncKeys {
+  /** Hash per session: the fields of SessionSyncRecord. */
+  session(sessionId: string): string;
+  /** Hash per session: the merged change not yet claimed by an update job. */
+  pending(sessionId: string): string;
+  /** Set: session ids with a pending change (swept every STATE_SYNC_INTERVAL so none is left behind). */
+  pendingIds: string;
+  /** String: ISO time up to which XSOAR has been searched for closed incidents. */
+  xsoarCheckpoint: string;
+}
+
+export function syncKeys(prefix: string): SyncKeys {
+  const base = `${prefix}:state:sync`;
+  return {
+    session: (id) => `${base}:session:${id}`,
+    pending: (id) => `${base}:pending:${id}`,
+    pendingIds: `${base}:pending-ids`,
+    xsoarCheckpoint: `${base}:xsoar-checkpoint`,
+  };
+}
+
+/** A change claimed for applying: one or more change records merged (newest session, oldest "previous"). */
+export interface ClaimedChange {
+  sessionId: string;
+  /** Seq of the newest record merged in. */
+  seq: number;
+  /** Seq of the oldest record merged in. */
+  seqFrom: number;
+  kinds: SessionChangeKind[];
+  detectedAt: number;
+  session: Session;
+  previous: SessionSnapshot;
+}
+
+/** What `status <sessionId>` shows, and what the sync reads before acting. All optional. */
+export interface SessionSyncRecord {
+  /** Seq of the last change applied to the incident. */
+  appliedSeq?: number;
+  /** When the incident was last updated from the session (epoch ms), and what was done. */
+  lastToXsoar?: number;
+  lastToXsoarWhat?: string;
+  /** When Incydr was last updated from XSOAR (epoch ms), and what was done. */
+  lastToCode42?: number;
+  lastToCode42What?: string;
+  /** Severity (XSOAR scale) the daemon last wrote to the incident. */
+  wroteSeverity?: number;
+  /** Incydr state the daemon last set, and when. */
+  wroteCode42State?: string;
+  wroteCode42At?: number;
+  /** `closed` time of the incident when the daemon closed it. */
+  xsoarClosedByDaemon?: string;
+  /** `closed` time of the XSOAR close already carried to Incydr. */
+  code42CloseSynced?: string;
+  /** War-room note protocol: the seq whose note is about to be sent (and when), the last seq whose note is known sent. */
+  noteIntent?: number;
+  noteIntentAt?: number;
+  noteSent?: number;
+  /** Session-note protocol for an XSOAR close: the close time whose note is about to be sent / was sent. */
+  code42NoteIntent?: string;
+  code42NoteSent?: string;
+  /** Code42 calls made by the sync for this session. */
+  code42Calls?: number;
+  /** The change being applied right now (or interrupted). */
+  inflight?: ClaimedChange;
+}
+
+const NUMBER_FIELDS = ['appliedSeq', 'lastToXsoar', 'lastToCode42', 'wroteSeverity', 'wroteCode42At', 'noteIntent', 'noteIntentAt', 'noteSent', 'code42Calls'] as const;
+const STRING_FIELDS = ['lastToXsoarWhat', 'lastToCode42What', 'wroteCode42State', 'xsoarClosedByDaemon', 'code42CloseSynced', 'code42NoteIntent', 'code42NoteSent'] as const;
+
+/**
+ * Merges a change record into the session's pending change, unless it is no newer than what is
+ * pending, being applied or applied. Kinds are united; the oldest `previous` is kept.
+ * KEYS: pending hash, pending-ids set, session hash. ARGV: sessionId, seq, session, previous, kinds, detectedAt.
+ */
+const MERGE_PENDING = `
+local seq = tonumber(ARGV[2])
+local applied = tonumber(redis.call('HGET', KEYS[3], 'appliedSeq') or '-1')
+if seq <= applied then return 0 end
+local inflight = redis.call('HGET', KEYS[3], 'inflight')
+if inflight then
+  local s = tonumber(cjson.decode(inflight).seq)
+  if seq <= s then return 0 end
+end
+local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
+if seq <= cur then return 0 end
+if cur < 0 then
+  redis.call('HSET', KEYS[1], 'seqFrom', ARGV[2], 'previous', ARGV[4], 'kinds', ARGV[5])
+else
+  local kinds = redis.call('HGET', KEYS[1], 'kinds') or ''
+  for k in string.gmatch(ARGV[5], '[^,]+') do
+    if not string.find(',' .. kinds .. ',', ',' .. k .. ',', 1, true) then
+      if kinds == '' then kinds = k else kinds = kinds .. ',' .. k end
+    end
+  end
+  redis.call('HSET', KEYS[1], 'kinds', kinds)
+end
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'session', ARGV[3], 'detectedAt', ARGV[6])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
+`;
+
+/**
+ * Claims the change to apply: the interrupted one if any, else the pending one (moved to `inflight`
+ * in the same step, so a change arriving now goes to a fresh pending change).
+ * KEYS: pending hash, pending-ids set, session hash. ARGV: sessionId.
+ */
+const CLAIM = `
+local inflight = redis.call('HGET', KEYS[3], 'inflight')
+if inflight then return inflight end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[2], ARGV[1])
+  return false
+end
+local h = redis.call('HGETALL', KEYS[1])
+local t = {}
+for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
+local encoded = cjson.encode(t)
+redis.call('HSET', KEYS[3], 'inflight', encoded)
+redis.call('DEL', KEYS[1])
+redis.call('SREM', KEYS[2], ARGV[1])
+return encoded
+`;
+
+export class SyncState {
+  constructor(
+    private readonly redis: Redis,
+    readonly keys: SyncKeys,
+  ) {}
+
+  /** Stores a change record as (part of) the session's pending change; false when it was not newer. */
+  async mergePending(change: SessionChange): Promise<boolean> {
+    const { sessionId } = change;
+    const merged = await this.redis.eval(
+      MERGE_PENDING,
+      3,
+      this.keys.pending(sessionId),
+      this.keys.pendingIds,
+      this.keys.session(sessionId),
+      sessionId,
+      String(change.seq),
+      JSON.stringify(change.session),
+      JSON.stringify(change.previous),
+      change.kinds.join(','),
+      String(change.detectedAt),
+    );
+    return merged === 1;
+  }
+
+  /** The change to apply next (see CLAIM), or null when nothing is waiting. */
+  async claim(sessionId: string): Promise<ClaimedChange | null> {
+    const encoded = (await this.redis.eval(CLAIM, 3, this.keys.pending(sessionId), this.keys.pendingIds, this.keys.session(sessionId), sessionId)) as string | null;
+    return encoded ? decodeClaimed(sessionId, encoded) : null;
+  }
+
+  /** The claimed change is applied: forget it and remember its seq. */
+  async finish(sessionId: string, seq: number, fields: SessionSyncRecord = {}): Promise<void> {
+    await this.redis.multi().hdel(this.keys.session(sessionId), 'inflight').hset(this.keys.session(sessionId), { ...encode(fields), appliedSeq: String(seq) }).exec();
+  }
+
+  async set(sessionId: string, fields: SessionSyncRecord): Promise<void> {
+    const encoded = encode(fields);
+    if (Object.keys(encoded).length > 0) await this.redis.hset(this.keys.session(sessionId), encoded);
+  }
+
+  async countCode42Calls(sessionId: string, calls: number): Promise<void> {
+    if (calls > 0) await this.redis.hincrby(this.keys.session(sessionId), 'code42Calls', calls);
+  }
+
+  async get(sessionId: string): Promise<SessionSyncRecord> {
+    const raw = await this.redis.hgetall(this.keys.session(sessionId));
+    const out: SessionSyncRecord = {};
+    for (const f of NUMBER_FIELDS) if (raw[f] !== undefined && Number.isFinite(Number(raw[f]))) out[f] = Number(raw[f]);
+    for (const f of STRING_FIELDS) if (raw[f] !== undefined) out[f] = raw[f];
+    if (raw.inflight) out.inflight = decodeClaimed(sessionId, raw.inflight);
+    return out;
+  }
+
+  /** The change waiting for an update job, if any (without claiming it). */
+  async pending(sessionId: string): Promise<ClaimedChange | null> {
+    const h = await this.redis.hgetall(this.keys.pending(sessionId));
+    return Object.keys(h).length === 0 ? null : decodeClaimed(sessionId, JSON.stringify(h));
+  }
+
+  async pendingSessionIds(): Promise<string[]> {
+    return this.redis.smembers(this.keys.pendingIds);
+  }
+}
+
+function encode(fields: SessionSyncRecord): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    if (v === undefined || k === 'inflight') continue;
+    out[k] = String(v);
+  }
+  return out;
+}
+
+/** Reads a stored change back, checking the session at the boundary like a forward job's. */
+function decodeClaimed(sessionId: string, encoded: string): ClaimedChange {
+  const t = JSON.parse(encoded) as Record<string, string>;
+  const session = SessionSchema.safeParse(JSON.parse(t.session ?? 'null'));
+  if (!session.success) {
+    const issue = session.error.issues[0];
+    throw new Error(`pending change of session ${sessionId}: field session.${issue?.path.join('.') ?? ''}: ${issue?.message ?? 'invalid'}`);
+  }
+  const previous = JSON.parse(t.previous ?? '{}') as SessionSnapshot;
+  return {
+    sessionId,
+    seq: Number(t.seq),
+    seqFrom: Number(t.seqFrom ?? t.seq),
+    kinds: (t.kinds ?? '').split(',').filter((k) => k !== '') as SessionChangeKind[],
+    detectedAt: Number(t.detectedAt),
+    session: session.data,
+    previous,
+  };
+}

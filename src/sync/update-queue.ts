@@ -1,0 +1,64 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from '../infra/logger.js';
+import type { SessionChange, SessionChangeSink } from '../pipeline/session-change.js';
+import { forwardJobOptions, type ForwardJobPolicy } from '../pipeline/queues.js';
+import type { SyncState } from './sync-state.js';
+
+/** BullMQ queue of incident updates: one job per session at a time. */
+export const UPDATE_QUEUE = 'update';
+/** BullMQ queue of the periodic state-sync pass (XSOAR closes → Incydr), concurrency 1 per deployment. */
+export const STATE_SYNC_QUEUE = 'state-sync';
+export const STATE_SYNC_SCHEDULER_ID = 'state-sync-xsoar';
+
+/** The update job of a session. Same id for every change, so two changes of one session never race. */
+export function updateJobId(sessionId: string): string {
+  return `update-${encodeURIComponent(sessionId)}`;
+}
+
+export interface UpdateJobData {
+  sessionId: string;
+}
+
+/**
+ * Update jobs are retried like forward jobs, but removed once done: the change itself lives in Redis
+ * (SyncState), and a finished job must not keep the id blocked for the session's next change.
+ */
+export function createUpdateQueue(connection: Redis, prefix: string, policy: ForwardJobPolicy): Queue<UpdateJobData> {
+  return new Queue<UpdateJobData>(UPDATE_QUEUE, {
+    connection,
+    prefix,
+    defaultJobOptions: { ...forwardJobOptions(policy), removeOnComplete: true },
+  });
+}
+
+/**
+ * The updater's end of the change-record contract: each record is merged into the session's pending
+ * change in Redis, then the session's update job is made sure to exist. A change arriving while the
+ * job runs is picked up by the same run (it claims again before finishing); one arriving in the last
+ * instant is picked up by `enqueue` from the worker's completion or by the periodic sweep.
+ */
+export class UpdateSink implements SessionChangeSink {
+  constructor(
+    private readonly opts: { queue: Queue<UpdateJobData>; state: SyncState; logger: Logger },
+  ) {}
+
+  async emit(change: SessionChange): Promise<void> {
+    const stored = await this.opts.state.mergePending(change);
+    if (!stored) {
+      this.opts.logger.debug({ alertId: change.sessionId, seq: change.seq }, 'change record not newer than what is known; ignored');
+      return;
+    }
+    await this.enqueue(change.sessionId);
+  }
+
+  /** Makes sure the session has an update job; a failed one is retried (the new change may well succeed). */
+  async enqueue(sessionId: string): Promise<void> {
+    const jobId = updateJobId(sessionId);
+    const job = await this.opts.queue.add('update', { sessionId }, { jobId });
+    if ((await job.getState()) === 'failed') {
+      await job.retry('failed');
+      this.opts.logger.info({ alertId: sessionId }, 'a new change of the session retries its failed update');
+    }
+  }
+}

@@ -59,7 +59,8 @@ export function unknownEnvVariables(env: Record<string, string | undefined>): Un
     const nearMiss = best !== undefined && (best.d === 0 || (upper.length >= 6 && best.d <= 2));
     if (!ownPrefix && !nearMiss) continue;
     const close = best !== undefined && best.d <= Math.max(2, Math.ceil(upper.length / 3)) ? best.name : undefined;
-    const suggestion = close ?? containing(upper, known);
+    // Every word of the name in one setting's name is a stronger sign than a small edit distance.
+    const suggestion = containing(upper, known) ?? close;
     out.push({ name, ...(suggestion ? { suggestion } : {}) });
   }
   return out;

@@ -102,7 +102,7 @@ describe('fixture-shaped sessions end to end', () => {
   });
 
   it('makes from each the incident the stock integration derives from the same data', async () => {
-    stack = await startStack({ name: 'fixtures', env: { POLL_INTERVAL: '1h', FIRST_FETCH: '1500d', CODE42_CONSOLE_URL: CONSOLE } });
+    stack = await startStack({ name: 'fixtures', env: { POLL_INTERVAL: '1h', FIRST_FETCH: '1500d', DEEP_LOOKBACK: '1500d', CODE42_CONSOLE_URL: CONSOLE } });
     const sim = stack.code42;
     for (const actor of fixture<WireActor[]>('actors.json')) sim.addActor(actor);
     for (const rule of fixture<WireRule[]>('rules.json')) sim.addRule(rule);

@@ -145,6 +145,13 @@ export class IncydrClient {
     params.set('page_number', String(pageNumber));
     const body = await this.getJson('v1/sessions', 'sessions.list', params);
     const page = parseOrThrow(SessionPageSchema, body, `sessions page ${pageNumber}`);
+    if (page.totalCount === undefined || page.totalCount === null) {
+      // Counted on every page; the listener logs it once.
+      this.onOddity?.({
+        kind: 'sessions_page_without_total_count',
+        detail: 'GET /v1/sessions answered without totalCount; paging until a page is shorter than asked',
+      });
+    }
     return { items: page.items, totalCount: page.totalCount ?? null };
   }
 
@@ -155,18 +162,12 @@ export class IncydrClient {
    */
   async *iterateSessionPages(query: SessionQuery, maxPages = 100_000): AsyncGenerator<SessionPage> {
     let fetched = 0;
-    let reported = false;
     for (let page = 0; page < maxPages; page++) {
       const result = await this.listSessionsPage(query, page);
       yield result;
       fetched += result.items.length;
       if (result.items.length === 0) return;
       if (result.totalCount === null) {
-        if (!reported) this.onOddity?.({
-          kind: 'sessions_page_without_total_count',
-          detail: 'GET /v1/sessions answered without totalCount; paging until a page is shorter than asked',
-        });
-        reported = true;
         if (result.items.length < SESSIONS_PAGE_SIZE) return;
       } else if (fetched >= result.totalCount) {
         return;

@@ -364,7 +364,8 @@ export class Poller {
     const known = ctx.pagesRead.get(pageNumber);
     if (known) return known;
     const page = await this.opts.client.listSessionsPage(ctx.query, pageNumber);
-    const totalCount = (page as { totalCount?: number }).totalCount;
+    // A page without totalCount (null) ends only by being short, as the Incydr SDK pages.
+    const totalCount = page.totalCount ?? undefined;
     ctx.result.pages += 1;
     ctx.result.fetched += page.items.length;
     let oldestEnd = Number.POSITIVE_INFINITY;

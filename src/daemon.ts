@@ -284,6 +284,9 @@ export class Daemon {
       poller,
       lockDurationMs: config.worker.lockDuration,
       logger: logger.child({ component: 'scheduler' }),
+      onError: (err) => {
+        if (isRedisOomError(err)) void this.memoryGuard?.refused(err.message);
+      },
     });
     await this.scheduler.start();
     logger.info({ pollIntervalMs: config.poll.interval, concurrency: config.worker.concurrency }, 'started');

@@ -130,7 +130,11 @@ export class ForwardWorker {
       lockDuration: this.opts.lockDurationMs ?? 30_000,
       stalledInterval: this.opts.lockDurationMs ?? 30_000,
     });
-    this.worker.on('error', (err) => logger.error({ err }, 'forward worker error'));
+    this.worker.on('error', (err) => {
+      // BullMQ's own writes (taking the next job) meet a full Redis first.
+      if (isRedisOomError(err)) void this.opts.memory?.refused(err.message);
+      logger.error({ err }, 'forward worker error');
+    });
     this.worker.on('failed', (job, err) => {
       if (!job) return;
       const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);

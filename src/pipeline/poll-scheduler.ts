@@ -15,6 +15,8 @@ export interface PollSchedulerOptions {
   logger: Logger;
   /** Lock duration of the poll job (a crashed poller's turn is taken over after about this long). @defaultValue 30000 */
   lockDurationMs?: number;
+  /** Told of every error of the poll queue and worker (a full Redis shows up here first: BullMQ's own writes). */
+  onError?: (err: Error) => void;
 }
 
 /**
@@ -31,7 +33,10 @@ export class PollScheduler {
   async start(): Promise<void> {
     const { connection, prefix, intervalMs, poller, logger } = this.opts;
     this.queue = createPollQueue(connection, prefix);
-    this.queue.on('error', (err) => logger.error({ err }, 'poll queue error'));
+    this.queue.on('error', (err) => {
+      this.opts.onError?.(err);
+      logger.error({ err }, 'poll queue error');
+    });
     await this.queue.setGlobalConcurrency(1);
     await upsertPollSchedule(this.queue, intervalMs);
     this.watchdog = new PollScheduleWatchdog({ queue: this.queue, intervalMs, logger });
@@ -65,7 +70,10 @@ export class PollScheduler {
       if (lastError) logger.info('polling works again');
       lastError = '';
     });
-    this.worker.on('error', (err) => logger.error({ err }, 'poll worker error'));
+    this.worker.on('error', (err) => {
+      this.opts.onError?.(err);
+      logger.error({ err }, 'poll worker error');
+    });
   }
 
   /**

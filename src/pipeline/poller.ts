@@ -159,7 +159,15 @@ export class Poller {
 
   /** Runs one poll; resolves null when another process is polling right now. */
   async runOnce(): Promise<PollResult | null> {
-    if (!(await this.lock.acquire())) {
+    let acquired: boolean;
+    try {
+      acquired = await this.lock.acquire();
+    } catch (err) {
+      // Redis refusing the lock's write (full, say) is a failed poll like any other.
+      this.opts.events?.onPoll?.('error', 0, err);
+      throw err;
+    }
+    if (!acquired) {
       this.opts.logger.debug('another process is polling; skipping this turn');
       this.opts.events?.onPoll?.('skipped', 0);
       return null;

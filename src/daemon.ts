@@ -6,7 +6,7 @@ import { OddityLog } from './code42/oddities.js';
 import { RequestBudget } from './code42/request-budget.js';
 import { describeConfig, type Config } from './config/load-config.js';
 import type { Logger } from './infra/logger.js';
-import { closeRedis, createRedis } from './infra/redis.js';
+import { closeRedis, createRedis, maskRedisUrl } from './infra/redis.js';
 import { withTimeout } from './infra/timeout.js';
 import { ForwarderMetrics } from './ops/metrics.js';
 import { pollerReadMetrics } from './ops/poller-read-metrics.js';
@@ -20,20 +20,18 @@ import { PollState } from './pipeline/poll-state.js';
 import { Poller, type PollerEvents } from './pipeline/poller.js';
 import { createForwardQueue, forwardJobPolicy } from './pipeline/queues.js';
 import { SessionEnricher } from './pipeline/session-enricher.js';
-import { UpstreamStatus } from './pipeline/upstream-status.js';
+import { UpstreamStatus, type Upstream } from './pipeline/upstream-status.js';
 import { CircuitBreaker } from './pipeline/circuit-breaker.js';
 import { RedisMemoryGuard, isRedisOomError, readRedisMemory } from './pipeline/redis-memory.js';
-import { maskRedisUrl } from './infra/redis.js';
 import { createIncydrClient, createXsoarClient } from './upstreams.js';
 import type { IncydrClient } from './code42/incydr-client.js';
 import type { XsoarClient } from './xsoar/xsoar-client.js';
-import type { Upstream } from './pipeline/upstream-status.js';
-
-/** A session id no alert has: the probes ask for it, and any answer (even "not found") means "up". */
-const PROBE_SESSION_ID = 'c42x-upstream-probe';
 import type { SessionChangeSink } from './pipeline/session-change.js';
 import { SyncService } from './sync/sync-service.js';
 import { mappingOptions } from './xsoar/mapping-options.js';
+
+/** A session id no alert has: the probes ask for it, and any answer (even "not found") means "up". */
+const PROBE_SESSION_ID = 'c42x-upstream-probe';
 
 export interface DaemonOptions {
   config: Config;

@@ -12,6 +12,7 @@ import { createLogger } from '../../src/infra/logger.js';
 import { FailureLog } from '../../src/pipeline/failure-log.js';
 import { captureLogger } from '../helpers/logs.js';
 import { failedJobs } from '../helpers/queue.js';
+import { stopDaemonAndStack } from '../helpers/in-process-daemon.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { generateTenant } from '../sims/code42/index.js';
@@ -30,10 +31,8 @@ describe('failure logging', () => {
   let daemon: Daemon | undefined;
 
   afterEach(async () => {
-    await daemon?.stop();
-    await stack?.close();
-    daemon = undefined;
-    stack = undefined;
+    await stopDaemonAndStack(daemon, stack);
+    [daemon, stack] = [undefined, undefined];
   });
 
   it('says "will retry" only when an attempt is left, then one line per session moved to the failed set', async () => {

@@ -8,6 +8,7 @@ import { runCli } from '../helpers/daemon-process.js';
 import { silentLogger } from '../helpers/logs.js';
 import { failedJobs, waitForDrain } from '../helpers/queue.js';
 import { testRedis } from '../helpers/redis.js';
+import { stopDaemonAndStack } from '../helpers/in-process-daemon.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -17,10 +18,8 @@ describe('creates XSOAR accepts without an incident id', () => {
   let stack: Stack | undefined;
   let daemon: Daemon | undefined;
   afterEach(async () => {
-    await daemon?.stop();
-    await stack?.close();
-    daemon = undefined;
-    stack = undefined;
+    await stopDaemonAndStack(daemon, stack);
+    [daemon, stack] = [undefined, undefined];
   });
 
   for (const createAnswer of ['null', 'noId'] as const) {

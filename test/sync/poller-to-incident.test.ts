@@ -7,6 +7,7 @@ import { afterEach, describe, it } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
 import { silentLogger } from '../helpers/logs.js';
 import { NEW_RULE, escalate, seedSessions } from '../helpers/session-changes.js';
+import { stopDaemonAndStack } from '../helpers/in-process-daemon.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -15,10 +16,8 @@ describe('session changes seen by the poller reach the incident', () => {
   let daemon: Daemon | undefined;
 
   afterEach(async () => {
-    await daemon?.stop();
-    await stack?.close();
-    daemon = undefined;
-    stack = undefined;
+    await stopDaemonAndStack(daemon, stack);
+    [daemon, stack] = [undefined, undefined];
   });
 
   it('updates each incident once per change, with one note, and never creates a second one', async () => {

@@ -8,6 +8,7 @@ import type { LifecycleModes, StoredIncident } from '../sims/xsoar/index.js';
 import { silentLogger } from '../helpers/logs.js';
 import { testRedis } from '../helpers/redis.js';
 import { ChangeTracker, NEW_RULE, escalate, seedSessions } from '../helpers/session-changes.js';
+import { stopDaemonAndStack } from '../helpers/in-process-daemon.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -27,10 +28,8 @@ describe('two-way sync between sessions and incidents', () => {
   let daemon: Daemon | undefined;
 
   afterEach(async () => {
-    await daemon?.stop();
-    await stack?.close();
-    daemon = undefined;
-    stack = undefined;
+    await stopDaemonAndStack(daemon, stack);
+    [daemon, stack] = [undefined, undefined];
   });
 
   async function forwarded(n: number, tag: string, env: Record<string, string> = {}, lifecycle = {}): Promise<{ ids: string[]; tracker: ChangeTracker; incidentOf: (id: string) => StoredIncident }> {

@@ -3,10 +3,10 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/load-config.js';
 import { closeRedis, createRedis } from '../infra/redis.js';
 import { withTimeout } from '../infra/timeout.js';
-import { stateKeys, type StateKeys } from '../pipeline/keys.js';
-import { Ledger } from '../pipeline/ledger.js';
-import { createForwardQueue, forwardJobPolicy } from '../pipeline/queues.js';
-import { RejectedLog } from '../pipeline/rejected-log.js';
+import { stateKeys, type StateKeys } from '../store/keys.js';
+import { Ledger } from '../forward/ledger.js';
+import { createForwardQueue, forwardJobPolicy } from '../jobs/queues.js';
+import { RejectedLog } from '../poll/rejected-log.js';
 
 /** What the operator commands work on: the deployment's forward queue, ledger and rejected-input log. */
 export interface AdminContext {

@@ -1,5 +1,5 @@
 import type { Config } from '../config/load-config.js';
-import { sessionIdFromJobId, forwardJobId } from '../pipeline/keys.js';
+import { sessionIdFromJobId, forwardJobId } from '../store/keys.js';
 import { openAdminContext } from './admin-context.js';
 import type { CliIo } from './command.js';
 

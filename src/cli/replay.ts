@@ -1,8 +1,8 @@
 import { parseDuration } from '../config/duration.js';
 import type { Config } from '../config/load-config.js';
 import { RequestBudget } from '../code42/request-budget.js';
-import { forwardJobId } from '../pipeline/keys.js';
-import { SessionIntake, enqueueSessions } from '../pipeline/session-intake.js';
+import { forwardJobId } from '../store/keys.js';
+import { SessionIntake, enqueueSessions } from '../poll/session-intake.js';
 import { createLogger } from '../infra/logger.js';
 import { createIncydrClient, createXsoarClient } from '../upstreams.js';
 import type { Session } from '../code42/schemas.js';

@@ -1,7 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RequestObserver } from '../infra/request-observer.js';
-import type { ForwardWorkerEvents } from '../pipeline/forward-worker.js';
-import type { PollerEvents } from '../pipeline/poller.js';
+import type { ForwardWorkerEvents } from '../forward/forward-worker.js';
+import type { PollerEvents } from '../poll/poller.js';
 
 export const METRIC_PREFIX = 'code42_forwarder_';
 

@@ -1,5 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { PollerEvents } from '../pipeline/poller.js';
+import type { PollerEvents } from '../poll/poller.js';
 import { METRIC_PREFIX } from './metrics.js';
 
 /**

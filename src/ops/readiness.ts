@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import { withTimeout } from '../infra/timeout.js';
-import type { PollState } from '../pipeline/poll-state.js';
-import type { Upstream, UpstreamStatus } from '../pipeline/upstream-status.js';
-import type { OpenCircuit } from '../pipeline/circuit-breaker.js';
-import { readRedisMemory, type RedisFullState } from '../pipeline/redis-memory.js';
+import type { PollState } from '../poll/poll-state.js';
+import type { Upstream, UpstreamStatus } from '../guard/upstream-status.js';
+import type { OpenCircuit } from '../guard/circuit-breaker.js';
+import { readRedisMemory, type RedisFullState } from '../guard/redis-memory.js';
 
 export interface CheckResult {
   ok: boolean;

@@ -6,7 +6,7 @@
  */
 import type { Redis } from 'ioredis';
 import { SessionSchema, type Session } from '../code42/schemas.js';
-import type { SessionChange, SessionChangeKind, SessionSnapshot } from '../pipeline/session-change.js';
+import type { SessionChange, SessionChangeKind, SessionSnapshot } from '../poll/session-change.js';
 
 export interface SyncKeys {
   /** Hash per session: the fields of SessionSyncRecord. */

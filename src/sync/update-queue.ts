@@ -1,8 +1,8 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../infra/logger.js';
-import type { SessionChange, SessionChangeSink } from '../pipeline/session-change.js';
-import { forwardJobOptions, type ForwardJobPolicy } from '../pipeline/queues.js';
+import type { SessionChange, SessionChangeSink } from '../poll/session-change.js';
+import { forwardJobOptions, type ForwardJobPolicy } from '../jobs/queues.js';
 import type { SyncState } from './sync-state.js';
 
 /** BullMQ queue of incident updates: one job per session at a time. */

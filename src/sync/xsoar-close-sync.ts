@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { IncydrClient } from '../code42/incydr-client.js';
 import { fitNote, type SessionActions } from '../code42/session-actions.js';
 import type { Logger } from '../infra/logger.js';
-import type { Ledger } from '../pipeline/ledger.js';
+import type { Ledger } from '../forward/ledger.js';
 import { SESSION_LABEL } from '../xsoar/xsoar-client.js';
 import type { ClosedIncident, IncidentUpdates } from '../xsoar/incident-updates.js';
 import { stateForCloseReason } from './close-reasons.js';

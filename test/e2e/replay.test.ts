@@ -10,8 +10,8 @@ import { withForwardQueue } from '../helpers/queue.js';
 import { testRedis } from '../helpers/redis.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
-import { Ledger } from '../../src/pipeline/ledger.js';
-import { forwardJobId, stateKeys } from '../../src/pipeline/keys.js';
+import { Ledger } from '../../src/forward/ledger.js';
+import { forwardJobId, stateKeys } from '../../src/store/keys.js';
 
 const MIN = 60_000;
 const DAY = 86_400_000;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Code42ResponseError } from '../../src/code42/errors.js';
-import { SessionIntake } from '../../src/pipeline/session-intake.js';
+import { SessionIntake } from '../../src/poll/session-intake.js';
 import { parseUntrustedJson } from '../../src/infra/safe-json.js';
 import { makeFileEvent } from '../sims/code42/index.js';
 import { mulberry32 } from '../sims/http-kit.js';

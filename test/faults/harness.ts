@@ -15,7 +15,7 @@ import { uniquePrefix } from '../helpers/redis.js';
 import { CODE42_CLIENT_ID, CODE42_CLIENT_SECRET, XSOAR_API_KEY } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { onCleanup } from '../helpers/cleanup.js';
-import { forwardJobId } from '../../src/pipeline/keys.js';
+import { forwardJobId } from '../../src/store/keys.js';
 
 /** Scales scenario sizes: FAULTS_SCALE=0.5 halves sessions and fault counts (for quick runs). */
 export const SCALE = Number(process.env.FAULTS_SCALE ?? '1') || 1;

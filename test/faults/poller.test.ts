@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { describe, it } from 'node:test';
 import { generateTenant } from '../sims/code42/index.js';
-import { stateKeys } from '../../src/pipeline/keys.js';
+import { stateKeys } from '../../src/store/keys.js';
 import { FaultRun, pause, scaled } from './harness.js';
 
 const SKEWED_CLOCK = fileURLToPath(new URL('../helpers/skewed-clock.mjs', import.meta.url));

@@ -13,7 +13,7 @@ import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
-import { sessionIdFromJobId } from '../../src/pipeline/keys.js';
+import { sessionIdFromJobId } from '../../src/store/keys.js';
 import { runCli, type DaemonProcess, type RunResult } from '../helpers/daemon-process.js';
 import { withForwardQueue } from '../helpers/queue.js';
 import { waitFor } from '../helpers/wait.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { NOT_STORED_REASON } from '../../src/pipeline/forward-worker.js';
+import { NOT_STORED_REASON } from '../../src/forward/forward-worker.js';
 import type { XsoarSimulatorOptions } from '../sims/xsoar/index.js';
 import { FaultRun, pause, scaled } from './harness.js';
 

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import { FORWARD_QUEUE } from '../../src/pipeline/keys.js';
+import { FORWARD_QUEUE } from '../../src/store/keys.js';
 import { REDIS_URL } from './redis.js';
 import { Redis } from 'ioredis';
 import { waitFor } from './wait.js';

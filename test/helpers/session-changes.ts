@@ -3,7 +3,7 @@
  * emits a change record (the contract in src/pipeline/session-change.ts) when the simulator's copy differs.
  */
 import { SessionSchema, currentSeverity, currentState, type Session } from '../../src/code42/schemas.js';
-import type { SessionChange, SessionChangeKind, SessionChangeSink, SessionSnapshot } from '../../src/pipeline/session-change.js';
+import type { SessionChange, SessionChangeKind, SessionChangeSink, SessionSnapshot } from '../../src/poll/session-change.js';
 import { makeFileEvent, type Code42Simulator, type FileEventV2 } from '../sims/code42/index.js';
 import { mulberry32 } from '../sims/http-kit.js';
 

@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { afterEach, describe, it } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
 import { createLogger } from '../../src/infra/logger.js';
-import { FailureLog } from '../../src/pipeline/failure-log.js';
+import { FailureLog } from '../../src/jobs/failure-log.js';
 import { captureLogger } from '../helpers/logs.js';
 import { failedJobs } from '../helpers/queue.js';
 import { stopDaemonAndStack } from '../helpers/in-process-daemon.js';

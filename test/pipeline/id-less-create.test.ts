@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
-import { stateKeys } from '../../src/pipeline/keys.js';
-import { Ledger } from '../../src/pipeline/ledger.js';
+import { stateKeys } from '../../src/store/keys.js';
+import { Ledger } from '../../src/forward/ledger.js';
 import { generateTenant } from '../sims/code42/index.js';
 import { runCli } from '../helpers/daemon-process.js';
 import { silentLogger } from '../helpers/logs.js';

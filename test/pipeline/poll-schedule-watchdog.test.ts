@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { POLL_SCHEDULER_ID } from '../../src/pipeline/keys.js';
-import { PollScheduleWatchdog, upsertPollSchedule } from '../../src/pipeline/poll-schedule-watchdog.js';
-import { createPollQueue } from '../../src/pipeline/queues.js';
+import { POLL_SCHEDULER_ID } from '../../src/store/keys.js';
+import { PollScheduleWatchdog, upsertPollSchedule } from '../../src/poll/poll-schedule-watchdog.js';
+import { createPollQueue } from '../../src/jobs/queues.js';
 import { silentLogger } from '../helpers/logs.js';
 import { deletePrefix, testRedis, uniquePrefix } from '../helpers/redis.js';
 

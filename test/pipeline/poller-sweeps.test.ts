@@ -5,8 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import { forwardJobId, stateKeys } from '../../src/pipeline/keys.js';
-import type { SessionChange, SessionChangeSink } from '../../src/pipeline/session-change.js';
+import { forwardJobId, stateKeys } from '../../src/store/keys.js';
+import type { SessionChange, SessionChangeSink } from '../../src/poll/session-change.js';
 import { Code42Simulator, generateTenant } from '../sims/code42/index.js';
 import { PollerHarness, type PollerHarnessOptions } from '../helpers/poller-harness.js';
 import { deletePrefix, testRedis, uniquePrefix } from '../helpers/redis.js';

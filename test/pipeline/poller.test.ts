@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
-import { forwardJobId, stateKeys } from '../../src/pipeline/keys.js';
-import { PollState } from '../../src/pipeline/poll-state.js';
-import { RejectedLog } from '../../src/pipeline/rejected-log.js';
+import { forwardJobId, stateKeys } from '../../src/store/keys.js';
+import { PollState } from '../../src/poll/poll-state.js';
+import { RejectedLog } from '../../src/poll/rejected-log.js';
 import { Code42Simulator, generateTenant, type WireSession } from '../sims/code42/index.js';
 import { PollerHarness } from '../helpers/poller-harness.js';
 import { deletePrefix, testRedis, uniquePrefix } from '../helpers/redis.js';

@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
-import { stateKeys } from '../../src/pipeline/keys.js';
-import { PollState } from '../../src/pipeline/poll-state.js';
-import { RejectedLog } from '../../src/pipeline/rejected-log.js';
+import { stateKeys } from '../../src/store/keys.js';
+import { PollState } from '../../src/poll/poll-state.js';
+import { RejectedLog } from '../../src/poll/rejected-log.js';
 import { makeFileEvent } from '../sims/code42/index.js';
 import { mulberry32 } from '../sims/http-kit.js';
 import { runDaemonUntil, stopDaemonAndStack } from '../helpers/in-process-daemon.js';

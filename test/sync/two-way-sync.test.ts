@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
-import { Ledger } from '../../src/pipeline/ledger.js';
-import { stateKeys } from '../../src/pipeline/keys.js';
+import { Ledger } from '../../src/forward/ledger.js';
+import { stateKeys } from '../../src/store/keys.js';
 import { SyncState, syncKeys } from '../../src/sync/sync-state.js';
 import type { LifecycleModes, StoredIncident } from '../sims/xsoar/index.js';
 import { silentLogger } from '../helpers/logs.js';

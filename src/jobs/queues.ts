@@ -1,7 +1,7 @@
 import { Queue, type JobsOptions } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/load-config.js';
-import { FORWARD_QUEUE, POLL_QUEUE } from './keys.js';
+import { FORWARD_QUEUE, POLL_QUEUE } from '../store/keys.js';
 
 export interface ForwardJobPolicy {
   attempts: number;

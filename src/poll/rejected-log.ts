@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { StateKeys } from './keys.js';
+import type { StateKeys } from '../store/keys.js';
 
 export interface RejectedRecord {
   /** Stream entry id (also gives the time). */

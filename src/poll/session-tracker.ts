@@ -9,7 +9,7 @@
  */
 import type { Redis } from 'ioredis';
 import { currentSeverity, currentState, type Session } from '../code42/schemas.js';
-import type { StateKeys } from './keys.js';
+import type { StateKeys } from '../store/keys.js';
 import type { SessionChange, SessionChangeKind, SessionChangeSink, SessionSnapshot } from './session-change.js';
 
 /** Stored form: short keys, `q` is the seq of the last change emitted (0 = none since the create). */

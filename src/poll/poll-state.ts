@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { StateKeys } from './keys.js';
+import type { StateKeys } from '../store/keys.js';
 
 // Moves the checkpoint forward only: a slow poll that finishes after a newer one must not rewind it.
 const ADVANCE_CHECKPOINT = `

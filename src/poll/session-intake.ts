@@ -4,8 +4,8 @@ import { SessionSchema, currentSeverity, currentStateNames, parseOrThrow, type S
 import { isKnownState, severityNumber, type SessionState, type SeverityWord } from '../code42/vocabulary.js';
 import type { Logger } from '../infra/logger.js';
 import { findForbiddenKey } from '../infra/safe-json.js';
-import type { ForwardJobData } from './job-data.js';
-import { forwardJobId } from './keys.js';
+import type { ForwardJobData } from '../forward/job-data.js';
+import { forwardJobId } from '../store/keys.js';
 import type { RejectedLog } from './rejected-log.js';
 
 export interface IntakeResult {

@@ -1,9 +1,9 @@
 import type { Redis } from 'ioredis';
 import type { Session } from '../code42/schemas.js';
 import type { Logger } from '../infra/logger.js';
-import type { StateLossCheck } from './forward-worker.js';
-import type { StateKeys } from './keys.js';
-import type { CreateMark } from './ledger.js';
+import type { StateLossCheck } from '../forward/forward-worker.js';
+import type { StateKeys } from '../store/keys.js';
+import type { CreateMark } from '../forward/ledger.js';
 
 const CLOCK_MARGIN_MS = 10 * 60_000;
 

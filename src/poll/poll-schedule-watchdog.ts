@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Logger } from '../infra/logger.js';
-import { POLL_SCHEDULER_ID } from './keys.js';
+import { POLL_SCHEDULER_ID } from '../store/keys.js';
 
 export interface PollScheduleWatchdogOptions {
   queue: Queue;

@@ -8,14 +8,14 @@ import { MappingError, type MappingOptions } from '../xsoar/incident-mapper.js';
 import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarUnavailableError } from '../xsoar/errors.js';
 import type { FoundIncident, XsoarClient } from '../xsoar/xsoar-client.js';
 import { parseForwardJobData, type ForwardJobData } from './job-data.js';
-import { FORWARD_QUEUE } from './keys.js';
+import { FORWARD_QUEUE } from '../store/keys.js';
 import type { CreateMark, Ledger } from './ledger.js';
 import { OwnershipLostError } from './ownership.js';
 import type { SessionEnricher } from './session-enricher.js';
-import type { Upstream, UpstreamStatus } from './upstream-status.js';
-import { transientUpstream, type CircuitBreaker } from './circuit-breaker.js';
-import { isRedisOomError, type RedisMemoryGuard } from './redis-memory.js';
-import { FailureLog } from './failure-log.js';
+import type { Upstream, UpstreamStatus } from '../guard/upstream-status.js';
+import { transientUpstream, type CircuitBreaker } from '../guard/circuit-breaker.js';
+import { isRedisOomError, type RedisMemoryGuard } from '../guard/redis-memory.js';
+import { FailureLog } from '../jobs/failure-log.js';
 import { withTimeout } from '../infra/timeout.js';
 
 /**

@@ -1,10 +1,10 @@
 import { Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../infra/logger.js';
-import { POLL_QUEUE } from './keys.js';
+import { POLL_QUEUE } from '../store/keys.js';
 import { PollScheduleWatchdog, upsertPollSchedule } from './poll-schedule-watchdog.js';
 import type { Poller } from './poller.js';
-import { createPollQueue } from './queues.js';
+import { createPollQueue } from '../jobs/queues.js';
 
 export interface PollSchedulerOptions {
   /** Connection for the queue; the worker duplicates it for its blocking reads. */

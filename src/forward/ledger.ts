@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { StateKeys } from './keys.js';
+import type { StateKeys } from '../store/keys.js';
 
 /** A create under way or accepted: when, and the incident's name (a key any XSOAR can search by). */
 export interface CreateMark {

@@ -1,18 +1,21 @@
-import type { Queue } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/load-config.js';
 import { closeRedis, createRedis } from '../infra/redis.js';
 import { withTimeout } from '../infra/timeout.js';
-import { stateKeys, type StateKeys } from '../store/keys.js';
+import { UPDATE_QUEUE, stateKeys, type StateKeys, type WorkQueueName } from '../store/keys.js';
 import { Ledger } from '../forward/ledger.js';
 import { createForwardQueue, forwardJobPolicy } from '../jobs/queues.js';
 import { RejectedLog } from '../poll/rejected-log.js';
 
-/** What the operator commands work on: the deployment's forward queue, ledger and rejected-input log. */
+/** What the operator commands work on: the deployment's work queues, ledger and rejected-input log. */
 export interface AdminContext {
   redis: Redis;
   keys: StateKeys;
+  /** The forward queue. */
   queue: Queue;
+  /** Every work queue by name. */
+  queues: Record<WorkQueueName, Queue>;
   ledger: Ledger;
   rejected: RejectedLog;
   close(): Promise<void>;
@@ -31,15 +34,17 @@ export async function openAdminContext(config: Config): Promise<AdminContext> {
   }
   const keys = stateKeys(config.redis.prefix);
   const queue = createForwardQueue(queueConnection, config.redis.prefix, forwardJobPolicy(config));
-  queue.on('error', () => undefined);
+  const update = new Queue(UPDATE_QUEUE, { connection: queueConnection, prefix: config.redis.prefix });
+  for (const q of [queue, update]) q.on('error', () => undefined);
   return {
     redis,
     keys,
     queue,
+    queues: { forward: queue, update },
     ledger: new Ledger(redis, keys),
     rejected: new RejectedLog(redis, keys),
     async close() {
-      await queue.close();
+      await Promise.all([queue.close(), update.close()]);
       await Promise.all([closeRedis(redis), closeRedis(queueConnection)]);
     },
   };

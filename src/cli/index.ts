@@ -3,7 +3,7 @@ import { parseCommandArgs, UsageError, type CliIo, type CommandDefinition } from
 import { effectiveConfig } from '../config/effective.js';
 import { configMarkdown, configText, effectiveText } from './config-command.js';
 import { checkCommand } from './check.js';
-import { failedList, failedRetry } from './failed.js';
+import { failedFilter, failedList, failedRetry } from './failed.js';
 import { parseTimeArg, replayCommand } from './replay.js';
 import { runCommand } from './run.js';
 import { packageVersion } from './version.js';
@@ -42,21 +42,25 @@ export const COMMANDS: CommandDefinition[] = [
   },
   {
     name: 'failed',
-    summary: "list failed jobs and rejected input, or move failed jobs back to the queue ('failed list [--json]', 'failed retry <sessionId>|--all')",
-    usage: 'code42-xsoar-forwarder failed list [--json]\n       code42-xsoar-forwarder failed retry <sessionId> | --all',
-    options: { json: { type: 'boolean' }, all: { type: 'boolean' } },
+    summary:
+      "list failed jobs of every queue (forward, update) and rejected input, or move failed jobs back to their queue ('failed list [--json] [--queue q] [--reason text]', 'failed retry <sessionId>|--all [--queue q] [--reason text]')",
+    usage:
+      'code42-xsoar-forwarder failed list [--json] [--queue forward|update|rejected] [--reason <text>]\n       code42-xsoar-forwarder failed retry <sessionId> | --all [--queue forward|update] [--reason <text>]',
+    options: { json: { type: 'boolean' }, all: { type: 'boolean' }, queue: { type: 'string' }, reason: { type: 'string' } },
     allowPositionals: true,
     run: ({ values, positionals }, io) => {
       const [action, ...rest] = positionals;
       if (action === 'list') {
         if (rest.length > 0 || values.all) throw new UsageError(`failed list takes no ${rest.length > 0 ? 'arguments' : '--all'}`);
-        return withConfig(io, (config) => failedList(config, values.json === true, io));
+        const filter = failedFilter(values.queue, values.reason, true);
+        return withConfig(io, (config) => failedList(config, values.json === true, io, filter));
       }
       if (action === 'retry') {
         if (rest.length > 1 || values.json || (rest[0] === undefined) === (values.all !== true)) {
           throw new UsageError('failed retry takes one session id or --all');
         }
-        return withConfig(io, (config) => failedRetry(config, rest[0], values.all === true, io));
+        const filter = failedFilter(values.queue, values.reason, false);
+        return withConfig(io, (config) => failedRetry(config, rest[0], values.all === true, io, filter));
       }
       throw new UsageError(action ? `unknown action: ${action}` : 'missing action: list or retry');
     },

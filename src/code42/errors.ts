@@ -1,9 +1,13 @@
-import { ForwarderError } from '../infra/errors.js';
+import { ForwarderError, type ErrorFacts } from '../infra/errors.js';
 
 /** Code42 refused the API client's credentials, or a fresh token. Not fixed by retrying. */
 export class Code42AuthError extends ForwarderError {
   constructor(message: string, options?: { cause?: unknown; code?: string }) {
     super(options?.code ?? 'CODE42_AUTH', message, options);
+  }
+
+  override get facts(): ErrorFacts {
+    return { nature: 'credentials', failure: 'auth', upstream: 'code42' };
   }
 }
 
@@ -26,6 +30,10 @@ export class Code42ResponseError extends ForwarderError {
     this.field = details.field;
     this.sessionId = details.sessionId;
   }
+
+  override get facts(): ErrorFacts {
+    return { nature: 'permanent', failure: 'invalid_input', upstream: 'code42' };
+  }
 }
 
 /** An HTTP failure talking to Code42 after got's own retries (5xx, 429 past the cap, network). */
@@ -40,5 +48,16 @@ export class Code42RequestError extends ForwarderError {
     this.endpoint = endpoint;
     this.statusCode = statusCode;
     this.foreignBody = options?.foreignBody ?? false;
+  }
+
+  /**
+   * No answer, a 5xx or a 408 says Code42 is down. Not a 429: rate limiting is the request budget's and
+   * got's business, and an upstream that answers 429 is up (a probe meeting one must not keep a circuit open).
+   */
+  override get facts(): ErrorFacts {
+    const s = this.statusCode;
+    return s === undefined || s >= 500 || s === 408
+      ? { nature: 'outage', failure: 'transient', upstream: 'code42' }
+      : { nature: 'retry', failure: 'unknown', upstream: 'code42' };
   }
 }

@@ -1,4 +1,6 @@
-export type Upstream = 'code42' | 'xsoar';
+import type { Upstream } from '../infra/errors.js';
+
+export type { Upstream };
 
 /**
  * Whether each upstream currently refuses our credentials. Readiness reports it; the worker sets it

@@ -9,7 +9,6 @@ import type { Logger } from '../infra/logger.js';
 import type { StateKeys } from '../store/keys.js';
 import { SessionIntake, enqueueSessions } from './session-intake.js';
 import { PollState, type SweepCursor, type SweepPosition } from './poll-state.js';
-import { RedisLock } from '../jobs/redis-lock.js';
 import { RejectedLog } from './rejected-log.js';
 import type { SessionChangeSink } from './session-change.js';
 import { SessionTracker } from './session-tracker.js';
@@ -65,8 +64,6 @@ export interface PollerOptions {
   lookbackMs: number;
   logger: Logger;
   events?: PollerEvents;
-  /** Lifetime of the poll lock without renewal (a crashed poller blocks others this long at most). @defaultValue 30000 */
-  lockTtlMs?: number;
   /** Local clock (durations, job timestamps); windows use `code42Clock`. */
   clock?: () => number;
   /** Code42's clock; give the same instance to the client (`serverClock`) so it sees every response's Date. */
@@ -96,6 +93,8 @@ interface PageOutcome {
 }
 
 interface PollContext {
+  /** Aborted when this poll must stop writing (lease lost, shutdown). */
+  signal: AbortSignal | undefined;
   codeNow: number;
   polledAt: number;
   query: SessionQuery;
@@ -123,7 +122,6 @@ interface PollContext {
 export class Poller {
   private readonly state: PollState;
   private readonly rejected: RejectedLog;
-  private readonly lock: RedisLock;
   private readonly clock: () => number;
   private readonly intake: SessionIntake;
   private readonly tracker: SessionTracker;
@@ -135,7 +133,6 @@ export class Poller {
   constructor(private readonly opts: PollerOptions) {
     this.state = new PollState(opts.redis, opts.keys);
     this.rejected = new RejectedLog(opts.redis, opts.keys);
-    this.lock = new RedisLock(opts.redis, opts.keys.pollLock, opts.lockTtlMs ?? 30_000);
     this.clock = opts.clock ?? Date.now;
     this.code42Clock = opts.code42Clock ?? new Code42Clock({ local: this.clock });
     this.intake = new SessionIntake({
@@ -157,24 +154,15 @@ export class Poller {
     return this.opts.sweepIntervalMs ?? 8 * 3_600_000;
   }
 
-  /** Runs one poll; resolves null when another process is polling right now. */
-  async runOnce(): Promise<PollResult | null> {
-    let acquired: boolean;
-    try {
-      acquired = await this.lock.acquire();
-    } catch (err) {
-      // Redis refusing the lock's write (full, say) is a failed poll like any other.
-      this.opts.events?.onPoll?.('error', 0, err);
-      throw err;
-    }
-    if (!acquired) {
-      this.opts.logger.debug('another process is polling; skipping this turn');
-      this.opts.events?.onPoll?.('skipped', 0);
-      return null;
-    }
+  /**
+   * Runs one poll. One poll at a time per deployment is the schedule's business (its lease); `signal`
+   * aborts when that lease is lost or the daemon stops: then nothing more is enqueued and neither the
+   * checkpoint nor a cursor moves (the next poll repeats the work).
+   */
+  async runOnce(run?: { signal: AbortSignal; stillHeld(): Promise<boolean> }): Promise<PollResult | null> {
     const startedAt = this.clock();
     try {
-      const result = await this.poll(startedAt);
+      const result = await this.poll(startedAt, run);
       await this.state.recordPoll({ ok: true, at: this.clock(), enqueued: result.enqueued });
       this.opts.events?.onPoll?.('ok', this.clock() - startedAt);
       return result;
@@ -186,8 +174,6 @@ export class Poller {
       await this.state.recordPoll({ ok: false, at: this.clock(), error: (err as Error).message }).catch(() => undefined);
       this.opts.events?.onPoll?.('error', this.clock() - startedAt, err);
       throw err;
-    } finally {
-      await this.lock.release();
     }
   }
 
@@ -219,7 +205,8 @@ export class Poller {
     );
   }
 
-  private async poll(startedAt: number): Promise<PollResult> {
+  private async poll(startedAt: number, run: { signal: AbortSignal; stillHeld(): Promise<boolean> } | undefined): Promise<PollResult> {
+    const signal = run?.signal;
     const { logger } = this.opts;
     const codeNow = await this.code42Now();
     this.warnOnSkew();
@@ -229,6 +216,7 @@ export class Poller {
     await this.state.saveSweep(position);
     const since = position.listingFrom as number;
     const ctx: PollContext = {
+      signal,
       codeNow,
       polledAt: startedAt,
       query: { onOrAfter: since, severities: [], states: [], order: 'end_time_desc' },
@@ -261,6 +249,7 @@ export class Poller {
       if (outcome.last || outcome.oldestEnd < floor) break;
     }
     ctx.result.recentPages = page;
+    signal?.throwIfAborted();
     // A sweep whose cursor lies inside what the recent read just covered moves past it for free.
     for (const tier of this.tiers) {
       const cursor = position.tiers[tier.name] as SweepCursor;
@@ -275,6 +264,8 @@ export class Poller {
     await this.state.saveSweep(position);
     await this.sweep(ctx, position);
 
+    // A poll that lost its lease (Redis lost its data meanwhile, say) writes no checkpoint.
+    if (run && !(await run.stillHeld())) throw new Error('the poll lost its lease before writing its checkpoint; the next poll repeats it');
     await this.state.advanceCheckpoint(codeNow);
     const cutoff = since - SEEN_MARGIN_MS;
     await this.state.pruneSeenAndTracked(cutoff);
@@ -362,6 +353,7 @@ export class Poller {
           cursor.lastPages = cursor.page;
           this.opts.logger.info({ tier: tier.name, pages: cursor.page, startedAt: new Date(cursor.start).toISOString() }, 'sweep cycle completed');
         }
+        ctx.signal?.throwIfAborted();
         await this.state.saveSweep(position);
       }
     }
@@ -403,6 +395,7 @@ export class Poller {
       else if (valid.has(s.sessionId)) fresh.push(s);
     }
     // The add resolves once the jobs are stored in Redis; then the snapshot, and only then the seen mark.
+    ctx.signal?.throwIfAborted();
     await enqueueSessions(this.opts.queue, fresh, ctx.polledAt);
     await this.tracker.track(fresh);
     await this.state.markSeen(fresh.map((s) => ({ sessionId: s.sessionId, beginTime: s.beginTime })));

@@ -4,23 +4,24 @@
  * and carry a close made in Incydr over to XSOAR. A closed incident gets the note only, and is reopened
  * only when the session went to OPEN_NEW_DATA (REOPEN_ON_NEW_DATA).
  */
-import { RateLimitError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
-import { Code42AuthError, Code42ResponseError } from '../code42/errors.js';
+import { UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type { IncydrClient } from '../code42/incydr-client.js';
 import { currentSeverity, currentState, latestState, type FileEvent, type Session } from '../code42/schemas.js';
 import type { Logger } from '../infra/logger.js';
 import type { Ledger } from '../forward/ledger.js';
 import type { SessionEnricher } from '../forward/session-enricher.js';
-import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError } from '../xsoar/errors.js';
-import { MappingError, mapSessionToIncident, type MappingOptions } from '../xsoar/incident-mapper.js';
+import { XsoarRejectedError } from '../xsoar/errors.js';
+import { mapSessionToIncident, type MappingOptions } from '../xsoar/incident-mapper.js';
+import { ForwarderError, type ErrorFacts } from '../infra/errors.js';
+import type { JobContext } from '../jobs/job-worker.js';
+import type { JobRuntime } from '../jobs/runtime.js';
 import type { IncidentRequest } from '../xsoar/incident-request.js';
 import { INCIDENT_STATUS, ZERO_TIME, isClosedInvestigation, type IncidentPatch, type IncidentUpdates, type LoadedIncident } from '../xsoar/incident-updates.js';
 import { closeReasonForState, isClosedState } from './close-reasons.js';
 import { closedInIncydrNotes, describeUpdate, hasNews, noteMarker, updateNote, type UpdateSummary } from './notes.js';
 import type { SyncMetrics } from './sync-metrics.js';
 import type { ClaimedChange, SessionSyncRecord, SyncState } from './sync-state.js';
-import { UPDATE_QUEUE, type UpdateJobData, type UpdateSink } from './update-queue.js';
+import type { UpdateJobData, UpdateSink } from './update-queue.js';
 
 export interface IncidentUpdaterPolicy {
   /** TRACK_UPDATES: push field changes and notes. */
@@ -33,8 +34,8 @@ export interface IncidentUpdaterPolicy {
 }
 
 export interface IncidentUpdaterOptions {
-  connection: Redis;
-  prefix: string;
+  /** The runtime the worker runs on (guards, failed set, shutdown). */
+  runtime: JobRuntime;
   concurrency: number;
   queue: Queue<UpdateJobData>;
   sink: UpdateSink;
@@ -48,10 +49,22 @@ export interface IncidentUpdaterOptions {
   policy: IncidentUpdaterPolicy;
   metrics: SyncMetrics;
   logger: Logger;
-  lockDurationMs?: number;
-  /** How long the queue pauses while an upstream refuses our credentials. @defaultValue 60000 */
-  authPauseMs?: number;
   clock?: () => number;
+}
+
+/** The incident of a session is gone from XSOAR (deleted): no update can ever reach it. */
+export class IncidentGoneError extends ForwarderError {
+  constructor(
+    readonly sessionId: string,
+    readonly incidentId: string,
+    detail: string,
+  ) {
+    super('INCIDENT_GONE', `incident ${incidentId} of session ${sessionId} no longer exists in XSOAR (deleted?): ${detail}; 'replay --force' creates it again`);
+  }
+
+  override get facts(): ErrorFacts {
+    return { nature: 'permanent', failure: 'gone', upstream: 'xsoar' };
+  }
 }
 
 /** A session's events as the incident already holds them (rawJSON), to avoid a Code42 call when none are new. */
@@ -102,61 +115,41 @@ export function ownedPatch(current: LoadedIncident, mapped: IncidentRequest, opt
 }
 
 export class IncidentUpdater {
-  private worker: Worker<UpdateJobData> | undefined;
   private readonly clock: () => number;
 
   constructor(private readonly opts: IncidentUpdaterOptions) {
     this.clock = opts.clock ?? Date.now;
-  }
-
-  start(): void {
-    const { connection, prefix, concurrency, logger } = this.opts;
-    this.worker = new Worker<UpdateJobData>(UPDATE_QUEUE, (job, token, signal) => this.process(job, signal), {
-      connection,
-      prefix,
-      concurrency,
-      limiter: { max: 100_000, duration: 1_000 },
-      maxStalledCount: 10,
-      lockDuration: this.opts.lockDurationMs ?? 30_000,
-      stalledInterval: this.opts.lockDurationMs ?? 30_000,
-    });
-    this.worker.on('error', (err) => logger.error({ err }, 'update worker error'));
-    this.worker.on('failed', (job, err) => {
-      if (!job) return;
-      const final = err instanceof UnrecoverableError || job.attemptsMade >= (job.opts.attempts ?? 1);
-      if (final) logger.error({ alertId: job.data.sessionId, jobId: job.id, attempts: job.attemptsMade, reason: err.message }, 'incident update moved to the failed set');
-    });
-    // A change that arrived in the instant between the job's last claim and its removal.
-    this.worker.on('completed', (job) => {
-      void this.opts.state
-        .pending(job.data.sessionId)
-        .then((p) => (p ? this.opts.sink.enqueue(job.data.sessionId) : undefined))
-        .catch((err: unknown) => logger.warn({ err, alertId: job.data.sessionId }, 'could not check for a late change (the periodic sweep will)'));
+    opts.runtime.worker<UpdateJobData, { applied: number }>({
+      queue: opts.queue,
+      noun: 'incident update',
+      concurrency: opts.concurrency,
+      process: (job, ctx) => this.process(job, ctx),
+      alertIdOf: (job) => (typeof job.data?.sessionId === 'string' ? job.data.sessionId : String(job.id)),
+      failedMessage: 'incident update moved to the failed set',
+      events: { onFailed: (failure, final) => opts.metrics.failure(failure, final) },
+      // A change that arrived in the instant between the job's last claim and its removal.
+      onCompleted: (job) => {
+        void this.opts.state
+          .pending(job.data.sessionId)
+          .then((p) => (p ? this.opts.sink.enqueue(job.data.sessionId) : undefined))
+          .catch((err: unknown) => opts.logger.warn({ err, alertId: job.data.sessionId }, 'could not check for a late change (the periodic sweep will)'));
+      },
     });
   }
 
-  async close(force = false): Promise<void> {
-    await this.worker?.close(force);
-  }
-
-  private async process(job: Job<UpdateJobData>, signal: AbortSignal | undefined): Promise<{ applied: number }> {
+  private async process(job: Job<UpdateJobData>, ctx: JobContext): Promise<{ applied: number }> {
     const sessionId = typeof job.data?.sessionId === 'string' ? job.data.sessionId : '';
     if (!sessionId) {
       this.opts.metrics.failure('invalid_input', true);
       throw new UnrecoverableError('invalid update job data: field sessionId: missing');
     }
-    const log = this.opts.logger.child({ alertId: sessionId, jobId: job.id, attempt: job.attemptsMade + 1 });
     let applied = 0;
-    try {
-      // Changes that arrive while this runs are claimed by the same run, in order.
-      for (let change = await this.opts.state.claim(sessionId); change; change = await this.opts.state.claim(sessionId)) {
-        await this.apply(change, log, signal);
-        applied += 1;
-      }
-      return { applied };
-    } catch (err) {
-      throw await this.outcome(err, job, log);
+    // Changes that arrive while this runs are claimed by the same run, in order.
+    for (let change = await this.opts.state.claim(sessionId); change; change = await this.opts.state.claim(sessionId)) {
+      await this.apply(change, ctx.log, ctx.signal);
+      applied += 1;
     }
+    return { applied };
   }
 
   private async apply(change: ClaimedChange, log: Logger, signal: AbortSignal | undefined): Promise<void> {
@@ -190,7 +183,7 @@ export class IncidentUpdater {
       ...(closedInIncydr && latest ? { closedBy: { user: latest.userId || 'an Incydr user', at: closedAt } } : {}),
     };
 
-    let incident = await updates.load(incidentId, signal);
+    let incident = await this.load(sessionId, incidentId, signal);
     const wasClosed = incident.status === INCIDENT_STATUS.done;
     const reopen = wasClosed && policy.reopenOnNewData && stateChanged && newState === 'OPEN_NEW_DATA';
     const done: SessionSyncRecord = {};
@@ -291,26 +284,15 @@ export class IncidentUpdater {
     return true;
   }
 
-  /** Turns a failure into what BullMQ should do with the job (as the forward worker does). */
-  private async outcome(err: unknown, job: Job, log: Logger): Promise<Error> {
-    const { queue, metrics } = this.opts;
-    if (err instanceof XsoarRateLimitedError) {
-      await queue.rateLimit(Math.max(1, err.retryAfterMs)).catch(() => undefined);
-      return new RateLimitError();
+  /** Loads the incident; a 404 means it was deleted in XSOAR, which no retry can fix. */
+  private async load(sessionId: string, incidentId: string, signal: AbortSignal | undefined): Promise<LoadedIncident> {
+    try {
+      return await this.opts.updates.load(incidentId, signal);
+    } catch (err) {
+      if (err instanceof XsoarRejectedError && (err.statusCode === 404 || /not (be )?found|could not find|does not exist/i.test(err.detail))) {
+        throw new IncidentGoneError(sessionId, incidentId, `HTTP ${err.statusCode} ${err.detail}`);
+      }
+      throw err;
     }
-    if (err instanceof XsoarAuthError || err instanceof Code42AuthError) {
-      log.error({ pauseMs: this.opts.authPauseMs ?? 60_000 }, err.message);
-      metrics.failure('auth', false);
-      await queue.rateLimit(this.opts.authPauseMs ?? 60_000).catch(() => undefined);
-      return new RateLimitError();
-    }
-    if (err instanceof XsoarRejectedError || err instanceof MappingError || err instanceof Code42ResponseError) {
-      metrics.failure(err instanceof XsoarRejectedError ? 'xsoar_rejected' : 'invalid_input', true);
-      return new UnrecoverableError(err.message);
-    }
-    const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-    metrics.failure('transient', final);
-    log.warn({ err }, 'incident update failed; will retry');
-    return err instanceof Error ? err : new Error(String(err));
   }
 }

@@ -1,36 +1,40 @@
 /**
- * The two-way sync, wired: the update queue and its worker (session → incident), the change sink the
- * poller emits into, and the periodic state-sync pass (XSOAR closes → Incydr) on a BullMQ Job
- * Scheduler shared by every replica.
+ * The two-way sync, wired on the job runtime: the update queue and its worker (session → incident), the
+ * change sink the poller emits into, and the periodic state-sync run (XSOAR closes → Incydr), one per
+ * deployment.
  */
-import { Queue, Worker } from 'bullmq';
+import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Registry } from 'prom-client';
 import type { IncydrClient } from '../code42/incydr-client.js';
 import { Code42AuthError } from '../code42/errors.js';
 import { SessionActions } from '../code42/session-actions.js';
-import { XsoarAuthError } from '../xsoar/errors.js';
 import type { Config } from '../config/load-config.js';
+import type { DerivedSettings } from '../config/settings.js';
 import type { Logger } from '../infra/logger.js';
 import type { Ledger } from '../forward/ledger.js';
-import { forwardJobPolicy } from '../jobs/queues.js';
 import { SessionEnricher } from '../forward/session-enricher.js';
-import { mappingOptions } from '../xsoar/mapping-options.js';
+import type { JobRuntime } from '../jobs/runtime.js';
+import type { ScheduledJob } from '../jobs/scheduled-job.js';
+import { UPDATE_QUEUE, type StateKeys } from '../store/keys.js';
+import { XsoarAuthError } from '../xsoar/errors.js';
 import { IncidentUpdates } from '../xsoar/incident-updates.js';
+import { mappingOptions } from '../xsoar/mapping-options.js';
 import type { XsoarClient } from '../xsoar/xsoar-client.js';
 import { IncidentUpdater } from './incident-updater.js';
 import { SyncMetrics } from './sync-metrics.js';
-import { SyncState, syncKeys } from './sync-state.js';
-import { STATE_SYNC_QUEUE, STATE_SYNC_SCHEDULER_ID, UpdateSink, createUpdateQueue, type UpdateJobData } from './update-queue.js';
-import { XsoarCloseSync } from './xsoar-close-sync.js';
-import type { Registry } from 'prom-client';
+import { SyncState } from './sync-state.js';
+import { UpdateSink, updateJobPolicy, type UpdateJobData } from './update-queue.js';
+import { XsoarCloseSync, type XsoarCloseSyncResult } from './xsoar-close-sync.js';
 
 export interface SyncServiceOptions {
   config: Config;
+  settings: DerivedSettings;
+  runtime: JobRuntime;
   logger: Logger;
-  /** Opens a named Redis connection that the caller closes at shutdown. */
-  connect: (name: string) => Redis;
   /** The daemon's state connection (ledger, sync records). */
   redis: Redis;
+  keys: StateKeys;
   ledger: Pick<Ledger, 'incidentFor'>;
   /** The Incydr client with the shared request budget. */
   code42: IncydrClient;
@@ -44,25 +48,20 @@ export class SyncService {
   readonly sink: UpdateSink;
   readonly metrics: SyncMetrics;
   readonly closeSync: XsoarCloseSync;
+  readonly schedule: ScheduledJob<XsoarCloseSyncResult>;
   private readonly queue: Queue<UpdateJobData>;
-  private readonly updater: IncidentUpdater;
-  private schedulerQueue: Queue | undefined;
-  private schedulerWorker: Worker | undefined;
 
-  constructor(private readonly opts: SyncServiceOptions) {
-    const { config, logger } = opts;
-    this.state = new SyncState(opts.redis, syncKeys(config.redis.prefix));
+  constructor(opts: SyncServiceOptions) {
+    const { config, settings, runtime, logger } = opts;
+    const clock = opts.clock ? { clock: opts.clock } : {};
+    this.state = new SyncState(opts.redis, opts.keys.sync);
     this.metrics = new SyncMetrics(opts.registry);
-    this.queue = createUpdateQueue(opts.connect('c42x-update-queue'), config.redis.prefix, forwardJobPolicy(config));
-    this.queue.on('error', (err) => logger.debug({ err }, 'update queue error'));
+    this.queue = runtime.workQueue<UpdateJobData>(UPDATE_QUEUE, updateJobPolicy(settings.retry));
     this.sink = new UpdateSink({ queue: this.queue, state: this.state, logger: logger.child({ component: 'sync' }) });
     const updates = new IncidentUpdates(opts.xsoar);
     const names = new SessionEnricher({ client: countingNames(opts.code42, this.metrics), includeFiles: false, cacheTtlMs: config.enrich.cacheTtl });
-    const toXsoar = config.sync.stateSync === 'both' || config.sync.stateSync === 'to-xsoar';
-    const toCode42 = config.sync.stateSync === 'both' || config.sync.stateSync === 'to-code42';
-    this.updater = new IncidentUpdater({
-      connection: opts.connect('c42x-update-worker'),
-      prefix: config.redis.prefix,
+    new IncidentUpdater({
+      runtime,
       concurrency: config.worker.concurrency,
       queue: this.queue,
       sink: this.sink,
@@ -73,15 +72,14 @@ export class SyncService {
       code42: opts.code42,
       mapping: mappingOptions(config),
       policy: {
-        trackUpdates: config.sync.trackUpdates,
-        closeInXsoar: toXsoar,
+        trackUpdates: settings.sync.trackUpdates,
+        closeInXsoar: settings.sync.toXsoar,
         reopenOnNewData: config.sync.reopenOnNewData,
         stateCloseReasons: config.sync.stateCloseReasons,
       },
       metrics: this.metrics,
       logger: logger.child({ component: 'updater' }),
-      lockDurationMs: config.worker.lockDuration,
-      ...(opts.clock ? { clock: opts.clock } : {}),
+      ...clock,
     });
     this.closeSync = new XsoarCloseSync({
       redis: opts.redis,
@@ -92,57 +90,32 @@ export class SyncService {
       code42: opts.code42,
       sink: this.sink,
       incidentType: config.xsoar.incidentType,
-      enabled: toCode42,
+      enabled: settings.sync.toCode42,
       closeReasonStates: config.sync.closeReasonStates,
       intervalMs: config.sync.interval,
       firstLookMs: config.poll.firstFetch,
       metrics: this.metrics,
       logger: logger.child({ component: 'state-sync' }),
-      ...(opts.clock ? { clock: opts.clock } : {}),
+      ...clock,
     });
-  }
-
-  async start(): Promise<void> {
-    const { config, logger } = this.opts;
-    this.updater.start();
-    const connection = this.opts.connect('c42x-state-sync');
-    this.schedulerQueue = new Queue(STATE_SYNC_QUEUE, {
-      connection,
-      prefix: config.redis.prefix,
-      defaultJobOptions: { removeOnComplete: { count: 50 }, removeOnFail: { count: 200 }, attempts: 1 },
+    const log = logger.child({ component: 'state-sync' });
+    this.schedule = runtime.scheduled<XsoarCloseSyncResult>({
+      name: 'state sync',
+      scheduleKey: opts.keys.stateSyncSchedule,
+      leaseKey: opts.keys.stateSyncLock,
+      everyMs: config.sync.interval,
+      // The first look comes one interval after the schedule is created: a starting daemon has nothing to
+      // carry yet, and its first requests stay the ones that tell whether the credentials work.
+      firstDelayMs: config.sync.interval,
+      run: ({ signal }) => this.closeSync.runOnce(signal),
+      logger: log,
+      events: {
+        onRun: (outcome, _ms, _result, error) => {
+          // Refused credentials are reported by the forward worker (one line per pause); here they are a warning.
+          if (outcome === 'error' && (error instanceof XsoarAuthError || error instanceof Code42AuthError)) log.debug('state sync: credentials refused');
+        },
+      },
     });
-    this.schedulerQueue.on('error', (err) => logger.debug({ err }, 'state-sync queue error'));
-    await this.schedulerQueue.setGlobalConcurrency(1);
-    // The first look comes one interval after start: a starting daemon has nothing to carry yet, and
-    // its first requests stay the ones that tell whether the credentials work.
-    await this.schedulerQueue.upsertJobScheduler(
-      STATE_SYNC_SCHEDULER_ID,
-      { every: config.sync.interval, startDate: Date.now() + config.sync.interval },
-      { name: 'state-sync', data: {} },
-    );
-    let lastError = '';
-    this.schedulerWorker = new Worker(STATE_SYNC_QUEUE, async () => this.closeSync.runOnce(), {
-      connection,
-      prefix: config.redis.prefix,
-      concurrency: 1,
-      lockDuration: config.worker.lockDuration,
-      stalledInterval: config.worker.lockDuration,
-    });
-    this.schedulerWorker.on('failed', (_job, err) => {
-      // Refused credentials are reported by the forward worker (one line per pause); here they are a warning.
-      const refused = err instanceof XsoarAuthError || err instanceof Code42AuthError;
-      if (err.message !== lastError) logger[refused ? 'warn' : 'error']({ err }, 'state sync failed; the next run covers the same window');
-      lastError = err.message;
-    });
-    this.schedulerWorker.on('completed', () => (lastError = ''));
-    this.schedulerWorker.on('error', (err) => logger.error({ err }, 'state-sync worker error'));
-  }
-
-  async stop(force = false): Promise<void> {
-    await this.schedulerWorker?.close(force);
-    await this.updater.close(force);
-    await this.schedulerQueue?.close();
-    await this.queue.close();
   }
 }
 

@@ -7,27 +7,9 @@
 import type { Redis } from 'ioredis';
 import { SessionSchema, type Session } from '../code42/schemas.js';
 import type { SessionChange, SessionChangeKind, SessionSnapshot } from '../poll/session-change.js';
+import type { SyncKeys } from '../store/keys.js';
 
-export interface SyncKeys {
-  /** Hash per session: the fields of SessionSyncRecord. */
-  session(sessionId: string): string;
-  /** Hash per session: the merged change not yet claimed by an update job. */
-  pending(sessionId: string): string;
-  /** Set: session ids with a pending change (swept every STATE_SYNC_INTERVAL so none is left behind). */
-  pendingIds: string;
-  /** String: ISO time up to which XSOAR has been searched for closed incidents. */
-  xsoarCheckpoint: string;
-}
-
-export function syncKeys(prefix: string): SyncKeys {
-  const base = `${prefix}:state:sync`;
-  return {
-    session: (id) => `${base}:session:${id}`,
-    pending: (id) => `${base}:pending:${id}`,
-    pendingIds: `${base}:pending-ids`,
-    xsoarCheckpoint: `${base}:xsoar-checkpoint`,
-  };
-}
+export { syncKeys, type SyncKeys } from '../store/keys.js';
 
 /** A change claimed for applying: one or more change records merged (newest session, oldest "previous"). */
 export interface ClaimedChange {
@@ -110,24 +92,38 @@ return 1
 `;
 
 /**
- * Claims the change to apply: the interrupted one if any, else the pending one (moved to `inflight`
- * in the same step, so a change arriving now goes to a fresh pending change).
+ * Claims the change to apply, moved to `inflight` in the same step (a change arriving now goes to a fresh
+ * pending change). An interrupted change (still `inflight`) is claimed again, but never ahead of a newer
+ * one: a pending change is merged into it (newest session and seq, the interrupted one's "previous", kinds
+ * united), so a change that keeps failing never holds back what came after it.
  * KEYS: pending hash, pending-ids set, session hash. ARGV: sessionId.
  */
 const CLAIM = `
 local inflight = redis.call('HGET', KEYS[3], 'inflight')
-if inflight then return inflight end
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[2], ARGV[1])
+local pendingExists = redis.call('EXISTS', KEYS[1]) == 1
+redis.call('SREM', KEYS[2], ARGV[1])
+if not pendingExists then
+  if inflight then return inflight end
   return false
 end
 local h = redis.call('HGETALL', KEYS[1])
 local t = {}
 for i = 1, #h, 2 do t[h[i]] = h[i + 1] end
+if inflight then
+  local old = cjson.decode(inflight)
+  t.seqFrom = old.seqFrom or old.seq
+  t.previous = old.previous
+  local kinds = old.kinds or ''
+  for k in string.gmatch(t.kinds or '', '[^,]+') do
+    if not string.find(',' .. kinds .. ',', ',' .. k .. ',', 1, true) then
+      if kinds == '' then kinds = k else kinds = kinds .. ',' .. k end
+    end
+  end
+  t.kinds = kinds
+end
 local encoded = cjson.encode(t)
 redis.call('HSET', KEYS[3], 'inflight', encoded)
 redis.call('DEL', KEYS[1])
-redis.call('SREM', KEYS[2], ARGV[1])
 return encoded
 `;
 

@@ -2,19 +2,11 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../infra/logger.js';
 import type { SessionChange, SessionChangeSink } from '../poll/session-change.js';
-import { forwardJobOptions, type ForwardJobPolicy } from '../jobs/queues.js';
+import { jobOptions, type RetryPolicy } from '../jobs/runtime.js';
+import { UPDATE_QUEUE, updateJobId } from '../store/keys.js';
 import type { SyncState } from './sync-state.js';
 
-/** BullMQ queue of incident updates: one job per session at a time. */
-export const UPDATE_QUEUE = 'update';
-/** BullMQ queue of the periodic state-sync pass (XSOAR closes → Incydr), concurrency 1 per deployment. */
-export const STATE_SYNC_QUEUE = 'state-sync';
-export const STATE_SYNC_SCHEDULER_ID = 'state-sync-xsoar';
-
-/** The update job of a session. Same id for every change, so two changes of one session never race. */
-export function updateJobId(sessionId: string): string {
-  return `update-${encodeURIComponent(sessionId)}`;
-}
+export { UPDATE_QUEUE, updateJobId };
 
 export interface UpdateJobData {
   sessionId: string;
@@ -24,12 +16,13 @@ export interface UpdateJobData {
  * Update jobs are retried like forward jobs, but removed once done: the change itself lives in Redis
  * (SyncState), and a finished job must not keep the id blocked for the session's next change.
  */
-export function createUpdateQueue(connection: Redis, prefix: string, policy: ForwardJobPolicy): Queue<UpdateJobData> {
-  return new Queue<UpdateJobData>(UPDATE_QUEUE, {
-    connection,
-    prefix,
-    defaultJobOptions: { ...forwardJobOptions(policy), removeOnComplete: true },
-  });
+export function updateJobPolicy(policy: RetryPolicy): RetryPolicy {
+  return { ...policy, keepCompletedMs: 0 };
+}
+
+/** The update queue outside the daemon (tests, tools); the daemon gets its own from the job runtime. */
+export function createUpdateQueue(connection: Redis, prefix: string, policy: RetryPolicy): Queue<UpdateJobData> {
+  return new Queue<UpdateJobData>(UPDATE_QUEUE, { connection, prefix, defaultJobOptions: jobOptions(updateJobPolicy(policy)) });
 }
 
 /**
@@ -39,9 +32,7 @@ export function createUpdateQueue(connection: Redis, prefix: string, policy: For
  * instant is picked up by `enqueue` from the worker's completion or by the periodic sweep.
  */
 export class UpdateSink implements SessionChangeSink {
-  constructor(
-    private readonly opts: { queue: Queue<UpdateJobData>; state: SyncState; logger: Logger },
-  ) {}
+  constructor(private readonly opts: { queue: Queue<UpdateJobData>; state: SyncState; logger: Logger }) {}
 
   async emit(change: SessionChange): Promise<void> {
     const stored = await this.opts.state.mergePending(change);
@@ -49,14 +40,18 @@ export class UpdateSink implements SessionChangeSink {
       this.opts.logger.debug({ alertId: change.sessionId, seq: change.seq }, 'change record not newer than what is known; ignored');
       return;
     }
-    await this.enqueue(change.sessionId);
+    // A new change may well succeed where the last one failed: it retries a failed update.
+    await this.enqueue(change.sessionId, { retryFailed: true });
   }
 
-  /** Makes sure the session has an update job; a failed one is retried (the new change may well succeed). */
-  async enqueue(sessionId: string): Promise<void> {
+  /**
+   * Makes sure the session has an update job. A failed one stays failed (visible in `failed list`)
+   * unless `retryFailed`: the periodic sweep must not retry for ever an update that cannot succeed.
+   */
+  async enqueue(sessionId: string, opts: { retryFailed?: boolean } = {}): Promise<void> {
     const jobId = updateJobId(sessionId);
     const job = await this.opts.queue.add('update', { sessionId }, { jobId });
-    if ((await job.getState()) === 'failed') {
+    if (opts.retryFailed && (await job.getState()) === 'failed') {
       await job.retry('failed');
       this.opts.logger.info({ alertId: sessionId }, 'a new change of the session retries its failed update');
     }

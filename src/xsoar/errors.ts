@@ -1,9 +1,13 @@
-import { ForwarderError } from '../infra/errors.js';
+import { ForwarderError, type ErrorFacts } from '../infra/errors.js';
 
 /** XSOAR refused the API key (403 on 6.x, 401 on 8.x). Retrying does not help. */
 export class XsoarAuthError extends ForwarderError {
   constructor(message: string, options?: { cause?: unknown; code?: string }) {
     super(options?.code ?? 'XSOAR_AUTH', message, options);
+  }
+
+  override get facts(): ErrorFacts {
+    return { nature: 'credentials', failure: 'auth', upstream: 'xsoar' };
   }
 }
 
@@ -26,6 +30,10 @@ export class XsoarRejectedError extends ForwarderError {
     this.statusCode = statusCode;
     this.detail = detail;
   }
+
+  override get facts(): ErrorFacts {
+    return { nature: 'permanent', failure: 'xsoar_rejected', upstream: 'xsoar' };
+  }
 }
 
 /** XSOAR answered 429. */
@@ -35,6 +43,10 @@ export class XsoarRateLimitedError extends ForwarderError {
   constructor(retryAfterMs: number) {
     super('XSOAR_RATE_LIMITED', `XSOAR is rate limiting (retry after ${retryAfterMs} ms)`);
     this.retryAfterMs = retryAfterMs;
+  }
+
+  override get facts(): ErrorFacts {
+    return { nature: 'throttled', failure: 'transient', upstream: 'xsoar', retryAfterMs: this.retryAfterMs };
   }
 }
 
@@ -51,11 +63,21 @@ export class XsoarUnavailableError extends ForwarderError {
     this.ambiguous = ambiguous;
     this.statusCode = statusCode;
   }
+
+  /** No answer or a 5xx says XSOAR is down; any other status is this request's trouble. */
+  override get facts(): ErrorFacts {
+    const down = this.statusCode === undefined || this.statusCode >= 500;
+    return { nature: down ? 'outage' : 'retry', failure: 'transient', upstream: 'xsoar', maybeSent: this.ambiguous };
+  }
 }
 
 /** XSOAR answered 2xx with a body this client cannot use. */
 export class XsoarResponseError extends ForwarderError {
   constructor(message: string) {
     super('XSOAR_BAD_RESPONSE', message);
+  }
+
+  override get facts(): ErrorFacts {
+    return { nature: 'retry', failure: 'unknown', upstream: 'xsoar' };
   }
 }

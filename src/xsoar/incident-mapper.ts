@@ -1,4 +1,5 @@
 import { currentSeverity, currentState, type FileEvent, type Session } from '../code42/schemas.js';
+import { ForwarderError, type ErrorFacts } from '../infra/errors.js';
 import { severityName } from '../code42/vocabulary.js';
 import { fileEventRow } from './file-event-rows.js';
 import type { IncidentRequest } from './incident-request.js';
@@ -29,13 +30,16 @@ export interface MappingOptions {
 }
 
 /** Thrown when a session lacks what an incident needs. */
-export class MappingError extends Error {
+export class MappingError extends ForwarderError {
   constructor(
     readonly field: string,
     message: string,
   ) {
-    super(message);
-    this.name = 'MappingError';
+    super('MAPPING', message);
+  }
+
+  override get facts(): ErrorFacts {
+    return { nature: 'permanent', failure: 'invalid_input' };
   }
 }
 

@@ -77,7 +77,7 @@ describe('command line', () => {
     assert.equal(failed.length, 5);
     for (const f of failed) assert.match(f.reason, /XSOAR rejected the request \(HTTP 400\): Missing mandatory field: Code42 Analyst/);
     const human = await runCli(['failed', 'list'], stack.env);
-    assert.match(human.stdout, /^KIND\s+SESSION\s+ATTEMPTS\s+WHEN\s+REASON/);
+    assert.match(human.stdout, /^KIND\s+QUEUE\s+SESSION\s+ATTEMPTS\s+WHEN\s+REASON/);
 
     const retry = await runCli(['failed', 'retry', '--all'], stack.env);
     assert.equal(retry.code, 0, retry.stderr);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon-process.js';
 import { freePort } from '../helpers/ports.js';
-import { LIMITER_MAX } from '../../src/forward/forward-worker.js';
+import { LIMITER_MAX } from '../../src/jobs/job-worker.js';
 import { failedJobs, withForwardQueue } from '../helpers/queue.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';

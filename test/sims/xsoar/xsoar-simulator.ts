@@ -285,6 +285,8 @@ export class XsoarSimulator {
   private readonly nonces = new Map<string, number>();
   private readonly timers = new Set<{ timer: NodeJS.Timeout; resolve: () => void }>();
   private readonly createHold = new CreateHold();
+  /** Fault point: answers of closed-incident searches held (the state sync's read), see holdClosedSearches. */
+  private readonly closedSearchHold = new CreateHold();
   private afterStoreHook: ((incident: StoredIncident) => Promise<void> | void) | undefined;
   private dropRandom: () => number;
   private dropped = 0;
@@ -344,6 +346,7 @@ export class XsoarSimulator {
   async close(): Promise<void> {
     this.cancelTimers();
     this.createHold.release();
+    this.closedSearchHold.release();
     const server = this.server;
     this.server = undefined;
     if (server) await server.close();
@@ -380,6 +383,15 @@ export class XsoarSimulator {
   holdCreates(count: number): CreateHold {
     this.createHold.arm(count);
     return this.createHold;
+  }
+
+  /**
+   * Holds the answers of the next `count` searches for closed incidents (the state sync's read) until
+   * released: a test can kill the daemon in the middle of a state-sync run.
+   */
+  holdClosedSearches(count: number): CreateHold {
+    this.closedSearchHold.arm(count);
+    return this.closedSearchHold;
   }
 
   /** Deletes incidents by id, as an analyst or a retention job would; returns how many went. */
@@ -423,6 +435,7 @@ export class XsoarSimulator {
     this.random = mulberry32(this.opts.seed ?? 7);
     this.cancelTimers();
     this.createHold.release();
+    this.closedSearchHold.release();
     this.lifecycle.reset();
   }
 
@@ -526,7 +539,10 @@ export class XsoarSimulator {
           if (err instanceof BodyError) return answer(400, err.body);
           throw err;
         }
-        if (route.endpoint === 'search') return this.search(parsed, answer);
+        if (route.endpoint === 'search') {
+          if (isClosedSearch(parsed)) await this.closedSearchHold.hold('closed-search', res);
+          return this.search(parsed, answer);
+        }
         const lifecycleAnswer = this.lifecycleRequest(route, parsed, record);
         if (lifecycleAnswer) return answer(lifecycleAnswer.status, lifecycleAnswer.body);
         return this.create(parsed, res, record, answer);
@@ -1233,4 +1249,12 @@ function sortIncidents(list: StoredIncident[], order: Array<{ field: string; asc
     }
     return a.numericId - b.numericId;
   });
+}
+
+/** A search for closed incidents (the state sync's): a closed-date window or the closed status. */
+function isClosedSearch(body: unknown): boolean {
+  const filter = isPlainObject(body) ? field(body, 'filter') : undefined;
+  if (!isPlainObject(filter)) return false;
+  const status = field(filter, 'status');
+  return field(filter, 'fromClosedDate') !== undefined || (Array.isArray(status) && status.includes(2));
 }

@@ -1,0 +1,57 @@
+import type { Config } from './load-config.js';
+
+/** How jobs of the work queues are retried (WORKER_ATTEMPTS, WORKER_BACKOFF, KEEP_COMPLETED). */
+export interface RetrySettings {
+  attempts: number;
+  backoffMs: number;
+  keepCompletedMs: number;
+}
+
+/** What the two-way sync does, decoded once from TRACK_UPDATES and STATE_SYNC. */
+export interface SyncDirections {
+  /** Session changes update their incidents (TRACK_UPDATES). */
+  trackUpdates: boolean;
+  /** Sessions closed in Incydr close their incidents (STATE_SYNC both / to-xsoar). */
+  toXsoar: boolean;
+  /** Incidents closed in XSOAR set their sessions' state (STATE_SYNC both / to-code42). */
+  toCode42: boolean;
+  /** Any of the above: change records go to the incident updater; otherwise to the capped stream. */
+  enabled: boolean;
+}
+
+/** Values derived from the configuration, computed here once so no component restates a rule. */
+export interface DerivedSettings {
+  retry: RetrySettings;
+  sync: SyncDirections;
+  /**
+   * Consecutive transient failures of an upstream that open its circuit: at least 2 and below the attempts,
+   * so a session that alone keeps failing (the probe finds the upstream up) still reaches the failed set.
+   */
+  breakerThreshold: number;
+  /** Half of what the request budget allows in one poll interval: a poll fits its interval with room for forwarding. */
+  maxSweepPagesPerPoll: number;
+  /** Sweeps hold back while this many sessions wait to be forwarded (forwarding comes first). */
+  sweepYieldBacklog: number;
+  /** How often the state marker is checked (Redis losing its data is noticed within this). */
+  stateMarkerCheckMs: number;
+  /**
+   * How long after Redis lost its data sessions from before may still be queued (first fetch + look-back +
+   * settle + the whole retry budget), capped at 7 days: older sessions are searched in XSOAR that long.
+   */
+  stateDoubtMs: number;
+}
+
+export function deriveSettings(config: Config): DerivedSettings {
+  const { worker, poll, code42, sync, xsoar } = config;
+  const toXsoar = sync.stateSync === 'both' || sync.stateSync === 'to-xsoar';
+  const toCode42 = sync.stateSync === 'both' || sync.stateSync === 'to-code42';
+  return {
+    retry: { attempts: worker.attempts, backoffMs: worker.backoff, keepCompletedMs: worker.keepCompleted },
+    sync: { trackUpdates: sync.trackUpdates, toXsoar, toCode42, enabled: sync.trackUpdates || toXsoar || toCode42 },
+    breakerThreshold: Math.max(2, Math.min(config.upstream.failureThreshold, worker.attempts - 1)),
+    maxSweepPagesPerPoll: Math.max(1, Math.min(50, Math.floor((code42.rateLimit * poll.interval) / 60_000 / 2))),
+    sweepYieldBacklog: 2 * worker.concurrency,
+    stateMarkerCheckMs: Math.max(250, Math.min(poll.interval, 5_000)),
+    stateDoubtMs: Math.min(7 * 86_400_000, poll.firstFetch + poll.lookback + xsoar.searchSettle + worker.backoff * (2 ** Math.min(worker.attempts, 20) - 1)),
+  };
+}

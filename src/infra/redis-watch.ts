@@ -1,0 +1,50 @@
+import type { Redis } from 'ioredis';
+import type { Logger } from './logger.js';
+import { maskRedisUrl } from './redis.js';
+
+/**
+ * Reports a Redis outage once, not once per reconnect attempt: one line naming the (masked) URL and the
+ * error, written at the first error after the connection dropped, and one line when it is back.
+ */
+export function watchRedis(redis: Redis, opts: { url: string; logger: Logger; stopping: () => boolean }): void {
+  let down = false;
+  let reported = false;
+  let fallback: NodeJS.Timeout | undefined;
+  const url = maskRedisUrl(opts.url);
+  const report = (error: string): void => {
+    clearTimeout(fallback);
+    if (reported || opts.stopping()) return;
+    reported = true;
+    opts.logger.warn({ redisUrl: url, error }, `Redis is unreachable at ${url} (${error}); waiting for it (nothing is lost, work resumes when it is back)`);
+  };
+  redis.on('close', () => {
+    if (down || opts.stopping()) return;
+    down = true;
+    reported = false;
+    // The error that explains the drop usually follows the close; report without one after a second.
+    fallback = setTimeout(() => report('connection closed'), 1_000);
+    fallback.unref();
+  });
+  redis.on('error', (err: Error) => {
+    if (down) report(err.message || (err as NodeJS.ErrnoException).code || err.name);
+  });
+  redis.on('ready', () => {
+    if (!down) return;
+    down = false;
+    clearTimeout(fallback);
+    if (reported) opts.logger.info({ redisUrl: url }, 'Redis is reachable again; resuming');
+  });
+}
+
+/** BullMQ needs `noeviction`: any other policy can silently delete queued alerts. Waits until Redis answers. */
+export async function warnOnEvictionPolicy(redis: Redis, logger: Logger): Promise<void> {
+  try {
+    const reply = (await redis.config('GET', 'maxmemory-policy')) as unknown as string[];
+    const policy = reply[1];
+    if (policy && policy !== 'noeviction') {
+      logger.warn({ maxmemoryPolicy: policy }, 'Redis maxmemory-policy is not noeviction: Redis may evict queued alerts under memory pressure; set maxmemory-policy noeviction');
+    }
+  } catch (err) {
+    logger.debug({ err }, 'could not read Redis maxmemory-policy (CONFIG GET not allowed?)');
+  }
+}

@@ -1,7 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { Code42Clock } from './code42/code42-clock.js';
-import { Code42AuthError } from './code42/errors.js';
 import { OddityLog } from './code42/oddities.js';
 import { RequestBudget } from './code42/request-budget.js';
 import { describeConfig, type Config } from './config/load-config.js';
@@ -10,7 +9,7 @@ import { Ledger } from './forward/ledger.js';
 import { ForwardWorker } from './forward/forward-worker.js';
 import { SessionEnricher } from './forward/session-enricher.js';
 import { StateMarker } from './guard/state-marker.js';
-import { PROBE_SESSION_ID, upstreamBreakerOptions } from './guard/upstream-breaker.js';
+import { guardOptions } from './guard/guard-options.js';
 import { UpstreamStatus } from './guard/upstream-status.js';
 import type { Logger } from './infra/logger.js';
 import { closeRedis, createRedis } from './infra/redis.js';
@@ -89,34 +88,9 @@ export class Daemon {
     await warnOnEvictionPolicy(state, logger);
 
     const runtime = new JobRuntime({
-      prefix: config.redis.prefix,
-      connect: (name) => this.connect(name),
-      redis: state,
-      logger,
-      status,
+      ...{ prefix: config.redis.prefix, connect: (name: string) => this.connect(name), redis: state, logger, status },
       lockDurationMs: config.worker.lockDuration,
-      breaker: upstreamBreakerOptions({
-        threshold: settings.breakerThreshold,
-        probeIntervalMs: config.upstream.probeInterval,
-        probeMaxMs: config.upstream.probeMax,
-        // A search and an events read of a session that does not exist: any answer means "up".
-        probes: {
-          xsoar: async () => void (await xsoar.findIncidentsForSession(PROBE_SESSION_ID, config.xsoar.incidentType)),
-          code42: async () => void (await code42Probe.getSessionEvents(PROBE_SESSION_ID)),
-        },
-        logger,
-        onOutage: (u) => metrics.upstreamOutage(u),
-      }),
-      memory: {
-        probeKey: keys.memoryProbe,
-        probeIntervalMs: config.upstream.probeInterval,
-        probeMaxMs: config.upstream.probeMax,
-        events: {
-          onFull: (full, memory) =>
-            logger.error({ reason: full.reason, redisMemory: memory }, 'Redis refuses writes (maxmemory reached): work waits without spending attempts and resumes when Redis accepts writes; raise maxmemory'),
-          onRecovered: (downMs, memory) => logger.info({ downMs, redisMemory: memory }, 'Redis accepts writes again; resuming'),
-        },
-      },
+      ...guardOptions(config, settings, { xsoar, code42Probe, logger, memoryProbeKey: keys.memoryProbe, onOutage: (u) => metrics.upstreamOutage(u) }),
       ...at,
     });
     this.runtime = runtime;
@@ -130,8 +104,7 @@ export class Daemon {
       pollIntervalMs: config.poll.interval,
       startedAt: this.startedAt,
       shuttingDown: () => this.stopping,
-      outages: () => runtime.openCircuits(),
-      redisFull: () => runtime.redisFull(),
+      guards: runtime,
       ...at,
     });
     metrics.setSources(metricSources({ forwardQueue, pollState, ledger, health, runtime }));
@@ -174,26 +147,11 @@ export class Daemon {
       redis: state,
       queue: forwardQueue,
       keys,
-      severities: config.code42.severities,
-      states: config.code42.states,
-      firstFetchMs: config.poll.firstFetch,
-      lookbackMs: config.poll.lookback,
+      ...settings.poll,
       logger: logger.child({ component: 'poller' }),
-      events: {
-        ...metrics.pollerEvents,
-        onReads: pollerReadMetrics(metrics.registry),
-        onPoll: (outcome, durationMs, error) => {
-          metrics.pollerEvents.onPoll?.(outcome, durationMs, error);
-          if (outcome === 'ok') status.markOk('code42');
-          if (error instanceof Code42AuthError) status.markAuthFailure('code42', error.message);
-        },
-      },
+      events: { ...metrics.pollerEvents, onReads: pollerReadMetrics(metrics.registry), onPoll: (o, ms, err) => (metrics.pollerEvents.onPoll?.(o, ms, err), status.observe('code42', o, err)) },
       code42Clock,
-      deepLookbackMs: config.poll.deepLookback,
-      sweepIntervalMs: config.poll.sweepInterval,
       ...(this.sync ? { changeSink: this.sync.sink } : {}),
-      pollIntervalMs: config.poll.interval,
-      maxSweepPagesPerPoll: settings.maxSweepPagesPerPoll,
       // Forwarding comes first: with a backlog the sweeps wait (unless a cycle is overdue).
       shouldYield: async () => (await forwardQueue.getWaitingCount()) >= settings.sweepYieldBacklog,
       ...at,

@@ -1,4 +1,18 @@
+import type { SessionState, SeverityWord } from '../code42/vocabulary.js';
 import type { Config } from './load-config.js';
+
+/** The poller's slice of the configuration (ALERT_*, POLL_INTERVAL, FIRST_FETCH, LOOKBACK, DEEP_LOOKBACK, SWEEP_INTERVAL). */
+export interface PollSettings {
+  severities: readonly SeverityWord[];
+  states: readonly SessionState[];
+  firstFetchMs: number;
+  lookbackMs: number;
+  deepLookbackMs: number;
+  sweepIntervalMs: number;
+  pollIntervalMs: number;
+  /** Half of what the request budget allows in one poll interval: a poll fits its interval with room for forwarding. */
+  maxSweepPagesPerPoll: number;
+}
 
 /** How jobs of the work queues are retried (WORKER_ATTEMPTS, WORKER_BACKOFF, KEEP_COMPLETED). */
 export interface RetrySettings {
@@ -22,14 +36,13 @@ export interface SyncDirections {
 /** Values derived from the configuration, computed here once so no component restates a rule. */
 export interface DerivedSettings {
   retry: RetrySettings;
+  poll: PollSettings;
   sync: SyncDirections;
   /**
    * Consecutive transient failures of an upstream that open its circuit: at least 2 and below the attempts,
    * so a session that alone keeps failing (the probe finds the upstream up) still reaches the failed set.
    */
   breakerThreshold: number;
-  /** Half of what the request budget allows in one poll interval: a poll fits its interval with room for forwarding. */
-  maxSweepPagesPerPoll: number;
   /** Sweeps hold back while this many sessions wait to be forwarded (forwarding comes first). */
   sweepYieldBacklog: number;
   /** How often the state marker is checked (Redis losing its data is noticed within this). */
@@ -49,7 +62,16 @@ export function deriveSettings(config: Config): DerivedSettings {
     retry: { attempts: worker.attempts, backoffMs: worker.backoff, keepCompletedMs: worker.keepCompleted },
     sync: { trackUpdates: sync.trackUpdates, toXsoar, toCode42, enabled: sync.trackUpdates || toXsoar || toCode42 },
     breakerThreshold: Math.max(2, Math.min(config.upstream.failureThreshold, worker.attempts - 1)),
-    maxSweepPagesPerPoll: Math.max(1, Math.min(50, Math.floor((code42.rateLimit * poll.interval) / 60_000 / 2))),
+    poll: {
+      severities: code42.severities,
+      states: code42.states,
+      firstFetchMs: poll.firstFetch,
+      lookbackMs: poll.lookback,
+      deepLookbackMs: poll.deepLookback,
+      sweepIntervalMs: poll.sweepInterval,
+      pollIntervalMs: poll.interval,
+      maxSweepPagesPerPoll: Math.max(1, Math.min(50, Math.floor((code42.rateLimit * poll.interval) / 60_000 / 2))),
+    },
     sweepYieldBacklog: 2 * worker.concurrency,
     stateMarkerCheckMs: Math.max(250, Math.min(poll.interval, 5_000)),
     stateDoubtMs: Math.min(7 * 86_400_000, poll.firstFetch + poll.lookback + xsoar.searchSettle + worker.backoff * (2 ** Math.min(worker.attempts, 20) - 1)),

@@ -1,4 +1,4 @@
-import type { Upstream } from '../infra/errors.js';
+import { ForwarderError, type Upstream } from '../infra/errors.js';
 
 export type { Upstream };
 
@@ -14,6 +14,13 @@ export class UpstreamStatus {
     const first = !this.authFailures.has(upstream);
     if (first) this.authFailures.set(upstream, { message, since: at });
     return first;
+  }
+
+  /** A run against `upstream` ended: ok clears a refusal, refused credentials mark one. */
+  observe(upstream: Upstream, outcome: 'ok' | 'error' | 'skipped', error?: unknown): void {
+    if (outcome === 'ok') this.markOk(upstream);
+    const facts = error instanceof ForwarderError ? error.facts : undefined;
+    if (facts?.nature === 'credentials' && facts.upstream === upstream) this.markAuthFailure(upstream, (error as Error).message);
   }
 
   markOk(upstream: Upstream): void {

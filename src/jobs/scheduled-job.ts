@@ -68,6 +68,8 @@ export interface ScheduledJobOptions<R> {
   /** One run. Its signal aborts when the lease is lost or the daemon stops: stop before writing anything more. */
   run(run: ScheduledRun): Promise<R>;
   logger: Logger;
+  /** Failures logged as warnings, not errors (reported elsewhere already, e.g. refused credentials). */
+  isWarning?(err: unknown): boolean;
   events?: {
     onRun?(outcome: 'ok' | 'error', durationMs: number, result: R | undefined, error?: unknown): void;
     /** A Redis error of the schedule itself (a full Redis shows up here). */
@@ -199,7 +201,7 @@ export class ScheduledJob<R = unknown> {
       error = err instanceof Error ? err.message : String(err);
       this.opts.events?.onRun?.('error', this.clock() - began, undefined, err);
       // The same failure every interval (say, Code42 down for an hour) is logged once, then again when it changes.
-      if (error !== this.lastError) logger.error({ err, schedule: name }, `${name} failed; the next run covers the same window`);
+      if (error !== this.lastError) logger[this.opts.isWarning?.(err) ? 'warn' : 'error']({ err, schedule: name }, `${name} failed; the next run covers the same window`);
       else logger.debug({ err, schedule: name }, `${name} failed again`);
       this.lastError = error;
     } finally {

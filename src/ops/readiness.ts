@@ -33,10 +33,8 @@ export interface ReadinessOptions {
   pollIntervalMs: number;
   startedAt: number;
   shuttingDown: () => boolean;
-  /** Upstreams whose circuit is open in this process. */
-  outages?: () => Map<Upstream, OpenCircuit>;
-  /** Set while Redis refuses writes for memory. */
-  redisFull?: () => RedisFullState | undefined;
+  /** The job runtime's guards: upstreams whose circuit is open in this process, and whether Redis refuses writes. */
+  guards?: { openCircuits(): Map<Upstream, OpenCircuit>; redisFull(): RedisFullState | undefined };
   clock?: () => number;
 }
 
@@ -85,7 +83,7 @@ export class Readiness {
           // Polls run but fail (Code42 down, Redis full...): the deployment's condition, waited out and
           // reported; credentials refused are reported by the *Auth checks.
           checks.poll = { ok: true, degraded: true, detail: `polls are failing (last attempt ${Math.round((now - last.at) / 1000)} s ago): ${last.error}` };
-        } else if (this.opts.redisFull?.()) {
+        } else if (this.opts.guards?.redisFull()) {
           checks.poll = { ok: true, degraded: true, detail: 'no poll can complete while Redis refuses writes' };
         } else {
           const why = last && !last.ok && last.error ? `; last poll failed: ${last.error}` : '';
@@ -101,7 +99,7 @@ export class Readiness {
       const failure = this.opts.status.authFailure(upstream);
       checks[`${upstream}Auth`] = failure ? { ok: false, detail: failure.message } : { ok: true, detail: 'no authentication failure' };
     }
-    const outages = this.opts.outages?.() ?? new Map<Upstream, OpenCircuit>();
+    const outages = this.opts.guards?.openCircuits() ?? new Map<Upstream, OpenCircuit>();
     for (const upstream of ['code42', 'xsoar'] as const) {
       const open = outages.get(upstream);
       checks[upstream] = open
@@ -124,7 +122,7 @@ export class Readiness {
     const memory = await within1s(readRedisMemory(this.opts.redis), 'INFO memory').catch(() => undefined);
     const mb = (n: number): string => `${(n / 1024 / 1024).toFixed(1)} MB`;
     const usage = memory ? `used ${mb(memory.usedBytes)} of ${memory.maxBytes > 0 ? `maxmemory ${mb(memory.maxBytes)}` : 'no maxmemory limit'}` : 'memory unknown';
-    const full = this.opts.redisFull?.();
+    const full = this.opts.guards?.redisFull();
     if (full) {
       return {
         ok: true,

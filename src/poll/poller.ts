@@ -9,6 +9,7 @@ import type { Logger } from '../infra/logger.js';
 import type { StateKeys } from '../store/keys.js';
 import { SessionIntake, enqueueSessions } from './session-intake.js';
 import { PollState, type SweepCursor, type SweepPosition } from './poll-state.js';
+import { RedisLock } from '../jobs/redis-lock.js';
 import { RejectedLog } from './rejected-log.js';
 import type { SessionChangeSink } from './session-change.js';
 import { SessionTracker } from './session-tracker.js';
@@ -160,6 +161,8 @@ export class Poller {
    * checkpoint nor a cursor moves (the next poll repeats the work).
    */
   async runOnce(run?: { signal: AbortSignal; stillHeld(): Promise<boolean> }): Promise<PollResult | null> {
+    // Called outside the schedule (tools, tests): take the same lease the schedule would hold.
+    if (!run) return this.runLeased();
     const startedAt = this.clock();
     try {
       const result = await this.poll(startedAt, run);
@@ -174,6 +177,22 @@ export class Poller {
       await this.state.recordPoll({ ok: false, at: this.clock(), error: (err as Error).message }).catch(() => undefined);
       this.opts.events?.onPoll?.('error', this.clock() - startedAt, err);
       throw err;
+    }
+  }
+
+  /** One poll under the poll lease (the key the schedule holds); null when another process is polling. */
+  private async runLeased(): Promise<PollResult | null> {
+    const lock = new RedisLock(this.opts.redis, this.opts.keys.pollLock, 5_000);
+    if (!(await lock.acquire())) {
+      this.opts.logger.debug('another process is polling; skipping this turn');
+      this.opts.events?.onPoll?.('skipped', 0);
+      return null;
+    }
+    const signal = new AbortController().signal;
+    try {
+      return await this.runOnce({ signal, stillHeld: async () => true });
+    } finally {
+      await lock.release();
     }
   }
 

@@ -109,12 +109,8 @@ export class SyncService {
       firstDelayMs: config.sync.interval,
       run: ({ signal }) => this.closeSync.runOnce(signal),
       logger: log,
-      events: {
-        onRun: (outcome, _ms, _result, error) => {
-          // Refused credentials are reported by the forward worker (one line per pause); here they are a warning.
-          if (outcome === 'error' && (error instanceof XsoarAuthError || error instanceof Code42AuthError)) log.debug('state sync: credentials refused');
-        },
-      },
+      // Refused credentials are reported by the work queues (one line per pause); here they are a warning.
+      isWarning: (err) => err instanceof XsoarAuthError || err instanceof Code42AuthError,
     });
   }
 }

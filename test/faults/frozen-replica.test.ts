@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { waitFor } from '../helpers/wait.js';
-import { FaultRun, sessionOfIncident } from './harness.js';
+import { FaultRun, assertExactlyOnce, sessionOfIncident } from './harness.js';
 
 const RUNS = 10;
 
@@ -46,9 +46,7 @@ describe('faults: a replica frozen past its lock', () => {
       await run.waitComplete(30_000);
       const report = await run.report();
       t.diagnostic(FaultRun.summary('frozen-replica', report, { runs: RUNS, stoppedBeforeCreate: lostLines() }));
-      assert.deepEqual(report.missing, []);
-      assert.equal(report.duplicates, 0);
-      assert.deepEqual(report.failed, []);
+      assertExactlyOnce(report);
       assert.equal(lostLines(), RUNS, 'each time, the frozen replica noticed it had lost the job and stopped');
     } finally {
       await run.close();

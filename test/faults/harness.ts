@@ -3,6 +3,7 @@
  * as child processes. At the end it compares what XSOAR holds with what Code42 holds: expected, got,
  * missing, duplicates and wrong fields.
  */
+import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { Code42Simulator, generateTenant, type Code42SimulatorOptions, type TenantOptions, type WireSession } from '../sims/code42/index.js';
 import { XsoarSimulator, type StoredIncident, type XsoarSimulatorOptions } from '../sims/xsoar/index.js';
@@ -259,4 +260,11 @@ export function sessionOfIncident(inc: StoredIncident): string {
 
 export function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** The guarantee every fault scenario proves: every expected session made one incident, none twice, none stuck in the failed set. */
+export function assertExactlyOnce(report: FaultReport): void {
+  assert.deepEqual(report.missing, [], 'every expected session has its incident');
+  assert.equal(report.duplicates, 0, 'no session has two incidents');
+  assert.deepEqual(report.failed, [], 'nothing in the failed set');
 }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import { waitFor } from '../helpers/wait.js';
-import { FaultRun, pause, scaled } from './harness.js';
+import { FaultRun, assertExactlyOnce, pause, scaled } from './harness.js';
 
 const FULL_MS = 5_000;
 
@@ -50,9 +50,7 @@ describe('faults: Redis full', () => {
       await run.waitComplete(60_000);
       const report = await run.report();
       t.diagnostic(FaultRun.summary('redis-full', report, { fullMs: FULL_MS, incidentsAtRaise: createdWhileFull }));
-      assert.deepEqual(report.missing, []);
-      assert.equal(report.duplicates, 0);
-      assert.deepEqual(report.failed, []);
+      assertExactlyOnce(report);
       assert.deepEqual(report.wrongFields, []);
       assert.match(run.allOutput(), /Redis refuses writes/);
       assert.match(run.allOutput(), /Redis accepts writes again/);

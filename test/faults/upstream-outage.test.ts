@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { freePort } from '../helpers/ports.js';
 import { waitFor } from '../helpers/wait.js';
-import { FaultRun, pause, scaled } from './harness.js';
+import { FaultRun, assertExactlyOnce, pause, scaled } from './harness.js';
 
 const ATTEMPTS = 4;
 const BACKOFF_MS = 200;
@@ -61,9 +61,7 @@ async function assertAllOnce(run: FaultRun, name: string, t: { diagnostic(msg: s
   await run.waitComplete(60_000);
   const report = await run.report();
   t.diagnostic(FaultRun.summary(name, report, { outageMs: OUTAGE_MS, retryBudgetMs: RETRY_BUDGET_MS, ...extra }));
-  assert.deepEqual(report.missing, []);
-  assert.equal(report.duplicates, 0);
-  assert.deepEqual(report.failed, []);
+  assertExactlyOnce(report);
   assert.deepEqual(report.wrongFields, []);
 }
 
@@ -140,9 +138,7 @@ describe('faults: upstream outages (circuit breaker)', () => {
       assert.ok(recovery.length < 10, `${recovery.length} lines besides the incidents during recovery:\n${recovery.join('\n')}`);
       assert.ok(!during.some((l) => l.includes('"stack"')), 'no stack traces at info');
       assert.ok(during.some((l) => /ECONNREFUSED/.test(l)), 'the reason is named');
-      assert.deepEqual(report.missing, []);
-      assert.equal(report.duplicates, 0);
-      assert.deepEqual(report.failed, []);
+      assertExactlyOnce(report);
     } finally {
       await run.close();
     }

@@ -33,8 +33,9 @@ describe('incident updates share the forward path guarantees', () => {
     const ids = seedSessions(s.code42, 11, 'upd');
     const gone = ids[10] as string;
     const changed = ids.slice(0, 10);
-    daemon = new Daemon({ config: s.config(), logger: silentLogger() });
-    await daemon.start();
+    const d = new Daemon({ config: s.config(), logger: silentLogger() });
+    daemon = d;
+    await d.start();
     await waitFor(() => s.xsoar.incidents().length >= ids.length, { timeoutMs: 20_000, what: `${ids.length} incidents` });
     const incidentOf = (id: string) => s.xsoar.incidents().filter((x) => x.dbotMirrorId === id);
     s.xsoar.deleteIncidents([incidentOf(gone)[0]?.id ?? '']);
@@ -49,10 +50,12 @@ describe('incident updates share the forward path guarantees', () => {
     const updates = createUpdateQueue(redis, s.prefix, { attempts: 3, backoffMs: 200, keepCompletedMs: 0 });
     try {
       await waitFor(async () => (await updates.getFailedCount()) >= 1, { timeoutMs: 20_000, what: 'the update of the deleted incident in the failed set' });
-      // The sweep of pending changes (every STATE_SYNC_INTERVAL) must not retry it for ever: two more intervals.
+      // The sweep of pending changes (every STATE_SYNC_INTERVAL) must not retry it for ever: two more sweeps.
       const job = (await updates.getFailed())[0];
       const attempts = job?.attemptsMade;
-      await new Promise((r) => setTimeout(r, 2_500));
+      const runs = async (): Promise<number> => (await d.metrics.registry.getSingleMetric('code42_forwarder_sync_runs_total')?.get())?.values[0]?.value ?? 0;
+      const before = await runs();
+      await waitFor(async () => (await runs()) >= before + 2, { timeoutMs: 10_000, what: 'two more state-sync runs' });
       const after = await updates.getFailed();
       assert.equal(after.length, 1, 'exactly one failed update');
       assert.equal(after[0]?.attemptsMade, attempts, 'not retried by the sweep');

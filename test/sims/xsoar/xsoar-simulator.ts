@@ -287,6 +287,8 @@ export class XsoarSimulator {
   private readonly createHold = new CreateHold();
   /** Fault point: answers of closed-incident searches held (the state sync's read), see holdClosedSearches. */
   private readonly closedSearchHold = new CreateHold();
+  /** When each search for closed incidents arrived (epoch ms): when the state sync ran. */
+  readonly closedSearchTimes: number[] = [];
   private afterStoreHook: ((incident: StoredIncident) => Promise<void> | void) | undefined;
   private dropRandom: () => number;
   private dropped = 0;
@@ -540,7 +542,10 @@ export class XsoarSimulator {
           throw err;
         }
         if (route.endpoint === 'search') {
-          if (isClosedSearch(parsed)) await this.closedSearchHold.hold('closed-search', res);
+          if (isClosedSearch(parsed)) {
+            this.closedSearchTimes.push(Date.now());
+            await this.closedSearchHold.hold('closed-search', res);
+          }
           return this.search(parsed, answer);
         }
         const lifecycleAnswer = this.lifecycleRequest(route, parsed, record);

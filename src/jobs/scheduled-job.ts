@@ -24,6 +24,15 @@ redis.call('HSET', KEYS[1], 'started', tostring(now), 'holder', ARGV[1])
 return {1, now}
 `;
 
+/** Creates a missing schedule, due after the first delay. KEYS: schedule hash. ARGV: firstDelayMs. Returns 1 when created. */
+const ENSURE = `
+if redis.call('HEXISTS', KEYS[1], 'due') == 1 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', KEYS[1], 'due', tostring(now + tonumber(ARGV[1])), 'created', tostring(now))
+return 1
+`;
+
 /** Keeps the lease while the run lives. KEYS: lease. ARGV: token, leaseMs. */
 const RENEW = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
 
@@ -117,9 +126,13 @@ export class ScheduledJob<R = unknown> {
     return this.current !== undefined;
   }
 
-  /** Makes the schedule exist (no-op when it does): after Redis lost its data, say. True when it was missing. */
+  /**
+   * Makes the schedule exist (no-op when it does), due after its first delay like a new one: after Redis lost
+   * its data, say, without waiting for the next check. True when it was missing.
+   */
   async ensure(): Promise<boolean> {
-    const created = await this.opts.redis.hsetnx(this.opts.scheduleKey, 'due', '0');
+    const created = await this.opts.redis.eval(ENSURE, 1, this.opts.scheduleKey, String(this.opts.firstDelayMs ?? 0));
+    if (created === 1) this.schedule(0);
     return created === 1;
   }
 

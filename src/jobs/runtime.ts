@@ -168,9 +168,9 @@ export class JobRuntime {
   }
 
   /**
-   * Graceful stop within `deadlineMs`: schedules first (a run in progress finishes, or is abandoned and
-   * writes nothing more), then no new job starts anywhere, running jobs finish or are handed back, and
-   * the queues close. The caller closes the connections.
+   * Graceful stop within `deadlineMs`: no job is fetched any more and the running schedules are told to stop
+   * (they write nothing more), then running jobs finish or are handed back (no create starts once stopping),
+   * and the queues close. The caller closes the connections.
    */
   async stop(deadlineMs: number): Promise<void> {
     const { logger } = this.opts;
@@ -179,9 +179,11 @@ export class JobRuntime {
     this.memory.stop();
     const deadline = this.clock() + deadlineMs;
     const left = (): number => deadline - this.clock();
-    if ((await within(Promise.all(this.schedules.map((s) => s.stop())), left() / 3)) === 'timeout') {
-      logger.warn('a scheduled run (poll or state sync) was still running at shutdown; it is abandoned (what it covers is repeated by the next run)');
-      await within(Promise.all(this.schedules.map((s) => s.stop(true))), 1_000);
+    // First nothing new: no job is fetched any more (running ones go on), and a running poll or state sync
+    // is told to stop; it writes nothing more (what it covered is repeated by the next run).
+    await within(Promise.all(this.workers.map((w) => w.pauseLocal())), 1_000);
+    if ((await within(Promise.all(this.schedules.map((s) => s.stop(true))), left() / 3)) === 'timeout') {
+      logger.warn('a scheduled run (poll or state sync) did not stop in time; it is abandoned (what it covered is repeated by the next run)');
     }
     // While a queue is paused no job is fetched, and BullMQ's worker may sleep out the pause: do not
     // wait for it; hand back whatever still runs and close at once.

@@ -1,6 +1,7 @@
 /**
  * Shutdown does not wait out the 25 s deadline when the queue is paused because XSOAR refuses the key
- * (or an upstream is down): jobs paused for that are handed back at once and the process exits.
+ * (or an upstream is down): jobs paused for that are handed back at once and the process exits. With a
+ * backlog, nothing new starts once it said "shutting down": the creates under way finish, no other begins.
  */
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
@@ -46,4 +47,40 @@ describe('shutdown while the queue is paused', () => {
       assert.deepEqual(await failedJobs(prefix), []);
     });
   }
+
+  it('with 200 sessions queued: no create starts after "shutting down", the process exits within the deadline, nothing is lost', async (t) => {
+    stack = await startStack({ name: 'stop-backlog', env: { WORKER_CONCURRENCY: '8' } });
+    const s = stack;
+    const now = Date.now();
+    s.code42.loadTenant(generateTenant({ sessions: 200, seed: 72, beginFrom: now - 600_000, beginTo: now, stateWeights: { OPEN: 1 } }));
+    // Every worker slot busy with a create XSOAR has stored but not answered yet: the moment of the
+    // signal is inside the drain, whatever the machine's speed.
+    const hold = s.xsoar.holdCreates(8);
+    const env = { ...s.env, LOG_LEVEL: 'info', WORKER_CONCURRENCY: '8', HTTP_PORT: String(await freePort()) };
+    const first = startDaemon(env);
+    daemon = first;
+    await hold.whenHeld(8, 30_000);
+    await withForwardQueue(s.prefix, (queue) => waitFor(async () => (await queue.getWaitingCount()) >= 150, { timeoutMs: 20_000, what: 'the backlog queued' }));
+    const started = Date.now();
+    const exited = first.stop('SIGTERM');
+    await waitFor(() => first.output().includes('"msg":"shutting down"'), { timeoutMs: 10_000, what: 'the "shutting down" line' });
+    const releasedAt = Date.now();
+    hold.release();
+    const result = await exited;
+    const tookMs = Date.now() - started;
+    daemon = undefined;
+    const createsAfter = s.xsoar.requests.filter((r) => r.endpoint === 'create' && r.at >= releasedAt).length;
+    t.diagnostic(`shutdown with a backlog: ${tookMs} ms, ${createsAfter} creates started after "shutting down", ${s.xsoar.incidents().length} incidents made`);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(createsAfter, 0, 'no create after "shutting down"');
+    assert.ok(tookMs < 25_000, `within the shutdown deadline (${tookMs} ms)`);
+    // Nothing lost: the next start forwards the rest, each once.
+    daemon = startDaemon({ ...env, HTTP_PORT: String(await freePort()) });
+    await waitFor(() => s.xsoar.incidents().length >= 200, { timeoutMs: 60_000, what: 'all 200 incidents' });
+    await withForwardQueue(s.prefix, (queue) => waitFor(async () => (await queue.getJobCounts('waiting', 'active', 'delayed')).active === 0, { what: 'the queue idle' }));
+    const mirrors = s.xsoar.incidents().map((i) => i.dbotMirrorId);
+    assert.equal(mirrors.length, 200);
+    assert.equal(new Set(mirrors).size, 200, 'no duplicates');
+    assert.deepEqual(await failedJobs(s.prefix), []);
+  });
 });

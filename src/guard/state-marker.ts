@@ -1,9 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Session } from '../code42/schemas.js';
 import type { Logger } from '../infra/logger.js';
-import type { StateLossCheck } from '../forward/forward-worker.js';
 import type { StateKeys } from '../store/keys.js';
-import type { CreateMark } from '../forward/ledger.js';
 
 const CLOCK_MARGIN_MS = 10 * 60_000;
 
@@ -37,7 +35,7 @@ export interface StateMarkerOptions {
  * creating, for as long as such a session may still be queued. A start without a marker is a first start only when
  * XSOAR holds no incident this forwarder made; otherwise it is treated as a loss.
  */
-export class StateMarker implements StateLossCheck {
+export class StateMarker {
   private timer: NodeJS.Timeout | undefined;
   private readonly clock: () => number;
   private checking: Promise<boolean> | undefined;
@@ -128,7 +126,7 @@ export class StateMarker implements StateLossCheck {
     return this.firstStartCheck;
   }
 
-  async doubtFor(session: Session): Promise<CreateMark | null> {
+  async doubtFor(session: Session): Promise<{ at: number; name: string | null } | null> {
     const { redis, keys } = this.opts;
     const replies = (await redis.multi().exists(keys.marker).get(keys.rebuild).exec()) ?? [];
     for (const [err] of replies) if (err) throw err;

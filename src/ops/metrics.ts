@@ -3,7 +3,8 @@ import type { RequestObserver } from '../infra/request-observer.js';
 import type { ForwardWorkerEvents } from '../forward/forward-worker.js';
 import type { PollerEvents } from '../poll/poller.js';
 
-export const METRIC_PREFIX = 'code42_forwarder_';
+export { METRIC_PREFIX } from '../infra/metric-prefix.js';
+import { METRIC_PREFIX } from '../infra/metric-prefix.js';
 
 export interface QueueDepth {
   waiting: number;

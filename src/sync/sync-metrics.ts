@@ -1,5 +1,5 @@
 import { Counter, type Registry } from 'prom-client';
-import { METRIC_PREFIX } from '../ops/metrics.js';
+import { METRIC_PREFIX } from '../infra/metric-prefix.js';
 
 /** Metrics of the two-way sync, registered in the daemon's registry. */
 export class SyncMetrics {

@@ -139,6 +139,8 @@ export class Daemon {
       shuttingDown: () => this.stopping,
       outages: () => this.breaker?.openCircuits() ?? new Map(),
       redisFull: () => this.memoryGuard?.state(),
+      // The sync's refused writes (degraded, never unready).
+      sources: () => (this.sync ? [this.sync.readinessSource] : []),
       ...(this.opts.clock ? { clock: this.opts.clock } : {}),
     });
 

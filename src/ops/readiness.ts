@@ -24,6 +24,12 @@ export interface ReadinessReport {
   degraded?: string[];
 }
 
+/** A check contributed by a part of the daemon (the sync's refused writes, say): reported as `name`. */
+export interface ReadinessSource {
+  name: string;
+  check(now: number): Promise<CheckResult>;
+}
+
 export interface ReadinessOptions {
   /** A connection that fails fast (not a worker connection that waits for Redis forever). */
   redis: Redis;
@@ -37,6 +43,8 @@ export interface ReadinessOptions {
   outages?: () => Map<Upstream, OpenCircuit>;
   /** Set while Redis refuses writes for memory. */
   redisFull?: () => RedisFullState | undefined;
+  /** More checks (read at each probe: a part wired after the probe still counts). Each answers within a second or fails. */
+  sources?: () => readonly ReadinessSource[];
   clock?: () => number;
 }
 
@@ -114,6 +122,11 @@ export class Readiness {
         : { ok: true, detail: 'answering' };
     }
     if (redisOk) checks.redisMemory = await this.memoryCheck(now);
+    for (const source of this.opts.sources?.() ?? []) {
+      checks[source.name] = redisOk
+        ? await within1s(source.check(now), source.name).catch((err: unknown) => ({ ok: true, degraded: true, detail: `could not check: ${(err as Error).message}` }))
+        : { ok: true, detail: 'unknown while Redis does not answer' };
+    }
 
     const degraded = Object.entries(checks).filter(([, c]) => c.degraded).map(([name]) => name);
     return { ready: Object.values(checks).every((c) => c.ok), checks, ...(degraded.length > 0 ? { degraded } : {}) };

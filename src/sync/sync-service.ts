@@ -22,6 +22,9 @@ import { SyncMetrics } from './sync-metrics.js';
 import { SyncState, syncKeys } from './sync-state.js';
 import { STATE_SYNC_QUEUE, STATE_SYNC_SCHEDULER_ID, UpdateSink, createUpdateQueue, type UpdateJobData } from './update-queue.js';
 import { XsoarCloseSync } from './xsoar-close-sync.js';
+import { RECORD_GRACE_MS, describeSyncPlan, syncDirections, syncWrites } from './sync-plan.js';
+import { SyncRefusals, refusalReadiness } from './refusals.js';
+import type { ReadinessSource } from '../ops/readiness.js';
 import type { Registry } from 'prom-client';
 
 export interface SyncServiceOptions {
@@ -44,6 +47,9 @@ export class SyncService {
   readonly sink: UpdateSink;
   readonly metrics: SyncMetrics;
   readonly closeSync: XsoarCloseSync;
+  /** Refused writes of the sync, kept for /readyz (the Readiness `sources` option takes `readinessSource`). */
+  readonly refusals: SyncRefusals;
+  readonly readinessSource: ReadinessSource;
   private readonly queue: Queue<UpdateJobData>;
   private readonly updater: IncidentUpdater;
   private schedulerQueue: Queue | undefined;
@@ -55,11 +61,17 @@ export class SyncService {
     this.metrics = new SyncMetrics(opts.registry);
     this.queue = createUpdateQueue(opts.connect('c42x-update-queue'), config.redis.prefix, forwardJobPolicy(config));
     this.queue.on('error', (err) => logger.debug({ err }, 'update queue error'));
-    this.sink = new UpdateSink({ queue: this.queue, state: this.state, logger: logger.child({ component: 'sync' }) });
+    this.sink = new UpdateSink({ queue: this.queue, state: this.state, logger: logger.child({ component: 'sync' }), updateIntervalMs: config.sync.updateInterval });
     const updates = new IncidentUpdates(opts.xsoar);
     const names = new SessionEnricher({ client: countingNames(opts.code42, this.metrics), includeFiles: false, cacheTtlMs: config.enrich.cacheTtl });
     const toXsoar = config.sync.stateSync === 'both' || config.sync.stateSync === 'to-xsoar';
     const toCode42 = config.sync.stateSync === 'both' || config.sync.stateSync === 'to-code42';
+    // --- safe sync: refused writes, record expiry, and the start line (sync-plan.ts) ---
+    this.refusals = new SyncRefusals(opts.redis, config.redis.prefix, this.metrics);
+    this.readinessSource = refusalReadiness(this.refusals, syncDirections(config), 3 * Math.max(config.sync.interval, config.poll.interval));
+    const retention = { deepLookbackMs: config.poll.deepLookback, graceMs: RECORD_GRACE_MS };
+    logger.info({ stateSync: config.sync.stateSync, trackUpdates: config.sync.trackUpdates, writes: syncWrites(config) }, describeSyncPlan(config));
+    // --- end safe sync ---
     this.updater = new IncidentUpdater({
       connection: opts.connect('c42x-update-worker'),
       prefix: config.redis.prefix,
@@ -79,6 +91,8 @@ export class SyncService {
         stateCloseReasons: config.sync.stateCloseReasons,
       },
       metrics: this.metrics,
+      refusals: this.refusals,
+      retention,
       logger: logger.child({ component: 'updater' }),
       lockDurationMs: config.worker.lockDuration,
       ...(opts.clock ? { clock: opts.clock } : {}),
@@ -97,6 +111,8 @@ export class SyncService {
       intervalMs: config.sync.interval,
       firstLookMs: config.poll.firstFetch,
       metrics: this.metrics,
+      refusals: this.refusals,
+      retention,
       logger: logger.child({ component: 'state-sync' }),
       ...(opts.clock ? { clock: opts.clock } : {}),
     });

@@ -59,3 +59,6 @@ export class XsoarResponseError extends ForwarderError {
     super('XSOAR_BAD_RESPONSE', message);
   }
 }
+
+/** An XSOAR answer over XSOAR_MAX_RESPONSE_SIZE: refused unread. A search asks again in smaller pages. */
+export class XsoarResponseTooLargeError extends XsoarResponseError {}

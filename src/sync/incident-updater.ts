@@ -158,6 +158,8 @@ export class IncidentUpdater {
       for (let change = await this.opts.state.claim(sessionId); change; change = await this.opts.state.claim(sessionId)) {
         await this.apply(change, log, signal);
         applied += 1;
+        // Within UPDATE_INTERVAL of this update, the next change waits (the completion re-enqueues it, delayed).
+        if ((await this.opts.sink.delayFor(sessionId)) > 0) break;
       }
       return { applied };
     } catch (err) {

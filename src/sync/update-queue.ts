@@ -79,7 +79,8 @@ export class UpdateSink implements SessionChangeSink {
     }
   }
 
-  private async delayFor(sessionId: string): Promise<number> {
+  /** How long the session's next update waits (0: now): the rest of UPDATE_INTERVAL since its last update, unless its pending change is a state change. */
+  async delayFor(sessionId: string): Promise<number> {
     const interval = this.opts.updateIntervalMs ?? 0;
     if (interval <= 0) return 0;
     const pending = await this.opts.state.pending(sessionId).catch(() => null);

@@ -282,6 +282,14 @@ export class IncidentUpdater {
       log.info({ incidentId, state: newState, closeReason: reason }, 'session closed in Incydr; incident closed');
     }
 
+    // An Incydr close STATE_SYNC does not carry now is kept, and carried by the state-sync run once it does;
+    // a later state of the session replaces it.
+    if (closedInIncydr && !policy.closeInXsoar && incident.status !== INCIDENT_STATUS.done && latest) {
+      await state.hold(sessionId, { state: newState, user: latest.userId || 'an Incydr user', at: closedAt });
+    } else if (stateChanged && !ownState && record.heldIncydrClose !== undefined) {
+      await state.release(sessionId);
+    }
+
     if (ownState) metrics.update('own');
     else if (what.length === 0) metrics.update('unchanged');
     else metrics.update(wasClosed && !reopen ? 'noted' : 'applied');

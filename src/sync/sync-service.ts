@@ -113,6 +113,7 @@ export class SyncService {
       metrics: this.metrics,
       refusals: this.refusals,
       retention,
+      held: { closeInXsoar: toXsoar, stateCloseReasons: config.sync.stateCloseReasons },
       logger: logger.child({ component: 'state-sync' }),
       ...(opts.clock ? { clock: opts.clock } : {}),
     });

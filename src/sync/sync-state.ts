@@ -17,6 +17,8 @@ export interface SyncKeys {
   pendingIds: string;
   /** String: ISO time up to which XSOAR has been searched for closed incidents. */
   xsoarCheckpoint: string;
+  /** Set: session ids closed in Incydr while Incydr closes were not carried (STATE_SYNC off or to-code42), carried once they are. */
+  heldCloses: string;
 }
 
 export function syncKeys(prefix: string): SyncKeys {
@@ -26,7 +28,26 @@ export function syncKeys(prefix: string): SyncKeys {
     pending: (id) => `${base}:pending:${id}`,
     pendingIds: `${base}:pending-ids`,
     xsoarCheckpoint: `${base}:xsoar-checkpoint`,
+    heldCloses: `${base}:held-closes`,
   };
+}
+
+/** An Incydr close kept for later (see SyncState.hold). */
+export interface HeldClose {
+  state: string;
+  user: string;
+  at: number;
+}
+
+/** Reads a held close back; undefined when absent or unreadable. */
+export function parseHeldClose(raw: string | undefined): HeldClose | undefined {
+  if (!raw) return undefined;
+  try {
+    const h = JSON.parse(raw) as Partial<HeldClose>;
+    return typeof h.state === 'string' && typeof h.at === 'number' ? { state: h.state, user: String(h.user ?? 'an Incydr user'), at: h.at } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A change claimed for applying: one or more change records merged (newest session, oldest "previous"). */
@@ -67,6 +88,8 @@ export interface SessionSyncRecord {
   xsoarClosedByDaemon?: string;
   /** When the daemon was about to close the incident (cleared once the close is recorded): a crash in between is recognised by it. */
   xsoarCloseIntentAt?: number;
+  /** An Incydr close not carried because STATE_SYNC did not allow it then (JSON: state, user, at). */
+  heldIncydrClose?: string;
   /** The last write the other side refused for this session: when, and what (direction, reason, answer). */
   refusedToCode42At?: number;
   refusedToCode42What?: string;
@@ -112,6 +135,7 @@ const STRING_FIELDS = [
   'code42NoteSent',
   'refusedToCode42What',
   'refusedToXsoarWhat',
+  'heldIncydrClose',
 ] as const;
 
 /** Fields of the sync record that can be forgotten (see SyncState.clear). */
@@ -228,6 +252,20 @@ export class SyncState {
   /** The record is in use again: no expiry. */
   async keep(sessionId: string): Promise<void> {
     await this.redis.persist(this.keys.session(sessionId));
+  }
+
+  /** Keeps an Incydr close that STATE_SYNC does not carry now, to carry once it does. */
+  async hold(sessionId: string, close: HeldClose): Promise<void> {
+    await this.redis.multi().hset(this.keys.session(sessionId), 'heldIncydrClose', JSON.stringify(close)).sadd(this.keys.heldCloses, sessionId).exec();
+  }
+
+  /** The held close is carried, or no longer stands (the session was reopened). */
+  async release(sessionId: string): Promise<void> {
+    await this.redis.multi().hdel(this.keys.session(sessionId), 'heldIncydrClose').srem(this.keys.heldCloses, sessionId).exec();
+  }
+
+  async heldSessionIds(): Promise<string[]> {
+    return this.redis.smembers(this.keys.heldCloses);
   }
 
   async countCode42Calls(sessionId: string, calls: number): Promise<void> {

@@ -15,11 +15,12 @@ import type { Logger } from '../infra/logger.js';
 import type { Ledger } from '../forward/ledger.js';
 import { SESSION_LABEL } from '../xsoar/xsoar-client.js';
 import type { ClosedIncident, IncidentUpdates } from '../xsoar/incident-updates.js';
-import { isClosedState, stateForCloseReason } from './close-reasons.js';
-import { closeNotCarriedNote, closeReplacingNote, closedInXsoarNote } from './notes.js';
+import { closeReasonForState, isClosedState, stateForCloseReason } from './close-reasons.js';
+import { closeNotCarriedNote, closeReplacingNote, closedInIncydrNotes, closedInXsoarNote } from './notes.js';
+import { INCIDENT_STATUS } from '../xsoar/incident-updates.js';
 import { refusalOf, type SyncRefusals } from './refusals.js';
 import type { SyncMetrics } from './sync-metrics.js';
-import type { SessionSyncRecord, SyncState } from './sync-state.js';
+import { parseHeldClose, type SessionSyncRecord, type SyncState } from './sync-state.js';
 import type { UpdateSink } from './update-queue.js';
 
 export interface XsoarCloseSyncOptions {
@@ -39,6 +40,8 @@ export interface XsoarCloseSyncOptions {
   /** How far back the very first search looks. */
   firstLookMs: number;
   metrics: SyncMetrics;
+  /** Incydr closes held while STATE_SYNC did not carry them: carried by each run when it does now. */
+  held?: { closeInXsoar: boolean; stateCloseReasons: Readonly<Record<string, string>> };
   /** When the sync record of a session closed on both sides may expire (see recordTtl); absent: never. */
   retention?: RecordRetention;
   /** Where refused writes are kept for /readyz (optional: absent, they are only logged and recorded per session). */
@@ -57,6 +60,8 @@ export interface XsoarCloseSyncResult {
   notCarried: number;
   /** Sessions whose read or write Code42 refused (recorded on the session; the run went on). */
   refused: number;
+  /** Incydr closes held while they were not carried, carried now. */
+  heldCarried?: number;
 }
 
 export interface RecordRetention {
@@ -115,6 +120,7 @@ export class XsoarCloseSync {
     this.opts.metrics.run();
     const result: XsoarCloseSyncResult = { found: 0, synced: 0, skippedOwn: 0, code42Calls: 0, swept: 0, notCarried: 0, refused: 0 };
     result.swept = await this.sweepPending();
+    if (this.opts.held?.closeInXsoar) result.heldCarried = await this.carryHeldCloses(signal);
     if (!this.opts.enabled) return result;
 
     const { redis, state, updates, logger } = this.opts;
@@ -195,6 +201,12 @@ export class XsoarCloseSync {
       if (changed.size > 0) await this.opts.refusals?.cleared('to-code42');
       for (const { sessionId, incident, note, beginTime } of group) {
         if (!changed.has(sessionId)) continue;
+        // The note before the record: a crash in between repeats the note's protocol (never a second note), not the state.
+        try {
+          result.code42Calls += await this.addCloseNote(sessionId, incident, note, signal);
+        } catch (err) {
+          if (!(await this.refused(sessionId, incident, err, result, 'add-note'))) throw err;
+        }
         await state.set(sessionId, {
           code42CloseSynced: incident.closed,
           lastToCode42: this.clock(),
@@ -203,11 +215,6 @@ export class XsoarCloseSync {
         this.opts.metrics.close('to-code42');
         result.synced += 1;
         logger.info({ alertId: sessionId, incidentId: incident.id, state: target, closeReason: incident.closeReason }, 'incident closed in XSOAR; session state set in Incydr');
-        try {
-          result.code42Calls += await this.addCloseNote(sessionId, incident, note, signal);
-        } catch (err) {
-          if (!(await this.refused(sessionId, incident, err, result, 'add-note'))) throw err;
-        }
         // Both sides are closed: the record is kept while the poller can still see the session.
         const ttl = recordTtl(beginTime, this.opts.retention, this.clock());
         if (ttl !== undefined) await state.expireAfter(sessionId, ttl);
@@ -253,6 +260,18 @@ export class XsoarCloseSync {
     const closedAt = Date.parse(incident.closed);
     const ownState = record.wroteCode42State !== undefined && record.wroteCode42State === current && record.wroteCode42Version === (session.states ?? []).length;
     const newer = currentAt > closedAt && !ownState;
+    // The state is the daemon's own write (of this close, interrupted before its record, or of an earlier one): the close stands; note and record.
+    if (ownState && current === target) {
+      try {
+        result.code42Calls += await this.addCloseNote(sessionId, incident, closedInXsoarNote(incident), signal);
+      } catch (err) {
+        if (!(await this.refused(sessionId, incident, err, result, 'add-note'))) throw err;
+      }
+      await state.set(sessionId, { code42CloseSynced: incident.closed, lastToCode42: this.clock(), lastToCode42What: `state ${target} (closed in XSOAR as "${incident.closeReason || 'no reason'}")` });
+      this.opts.metrics.close('to-code42');
+      result.synced += 1;
+      return null;
+    }
     if (!newer && current !== target) {
       // A close made in Incydr before this one is replaced; the note says by what, and what it was.
       const replaces = isClosedState(current) && !ownState && latest ? { state: current, user: latest.userId ?? null, at: currentAt } : undefined;
@@ -321,6 +340,48 @@ export class XsoarCloseSync {
     await state.set(sessionId, { code42NoteSent: incident.closed });
     await state.countCode42Calls(sessionId, calls);
     return calls;
+  }
+
+  /**
+   * Carries the Incydr closes made while STATE_SYNC did not carry them (off, or to-code42): each held
+   * session whose incident is still open is closed, as the updater would have, with the daemon's intent
+   * recorded first. One failing incident is left held for the next run.
+   */
+  private async carryHeldCloses(signal?: AbortSignal): Promise<number> {
+    const { state, updates, logger, metrics } = this.opts;
+    const held = this.opts.held;
+    if (!held) return 0;
+    let carried = 0;
+    for (const sessionId of await state.heldSessionIds()) {
+      const record = await state.get(sessionId);
+      const close = parseHeldClose(record.heldIncydrClose);
+      const incidentId = await this.opts.ledger.incidentFor(sessionId);
+      if (!close || !incidentId) {
+        await state.release(sessionId);
+        continue;
+      }
+      try {
+        const incident = await updates.load(incidentId, signal);
+        if (incident.status !== INCIDENT_STATUS.done) {
+          const reason = closeReasonForState(close.state, held.stateCloseReasons);
+          await state.set(sessionId, { xsoarCloseIntentAt: this.clock() });
+          const closed = await updates.close(incidentId, reason, closedInIncydrNotes(close.state, close.user, close.at), signal);
+          await state.set(sessionId, { xsoarClosedByDaemon: closed.closed ?? '', lastToXsoar: this.clock(), lastToXsoarWhat: `closed as ${reason} (held Incydr close of ${new Date(close.at).toISOString()})` });
+          await state.clear(sessionId, ['xsoarCloseIntentAt']);
+          metrics.close('to-xsoar');
+          carried += 1;
+          logger.info({ alertId: sessionId, incidentId, state: close.state, closeReason: reason }, 'session closed in Incydr while closes were not carried; incident closed now');
+        }
+        await state.release(sessionId);
+      } catch (err) {
+        const reason = refusalOf(err);
+        if (!reason) throw err;
+        await this.opts.refusals?.record('to-xsoar', reason, `held close of ${sessionId}: ${(err as Error).message}`);
+        await state.set(sessionId, { refusedToXsoarAt: this.clock(), refusedToXsoarWhat: `held close refused (${reason}): ${(err as Error).message}` });
+        await state.release(sessionId);
+      }
+    }
+    return carried;
   }
 
   /** Makes sure every session with a pending change has its update job. */

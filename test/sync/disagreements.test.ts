@@ -8,7 +8,9 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { Daemon } from '../../src/daemon.js';
 import type { StoredIncident } from '../sims/xsoar/index.js';
+import { SyncState, syncKeys } from '../../src/sync/sync-state.js';
 import { silentLogger } from '../helpers/logs.js';
+import { testRedis } from '../helpers/redis.js';
 import { NEW_RULE, escalate, seedSessions } from '../helpers/session-changes.js';
 import { stopDaemonAndStack } from '../helpers/in-process-daemon.js';
 import { startStack, type Stack } from '../helpers/stack.js';
@@ -139,5 +141,29 @@ describe('the incident and the session never left disagreeing', () => {
     assert.equal(incidentOf(id).status, 2, 'both closed');
     assert.match(s.code42.notesOf(id)[0]?.content ?? '', /\n\nNot carried: the session went to CLOSED_TP \(by carol@example\.com\) at .*, after this close\.$/);
     assert.equal(s.code42.requests.filter((r) => r.endpoint === 'sessions.changeState').length, 0);
+  });
+
+  it('closes made on both sides while STATE_SYNC=off are carried once it is switched on', async () => {
+    const { s, ids, incidentOf } = await forwarded('off', 2, { STATE_SYNC: 'off' });
+    const [inIncydr, inXsoar] = ids as [string, string];
+    s.code42.consoleChangeState(inIncydr, 'CLOSED_TP', 'carol@example.com');
+    s.xsoar.lifecycle.closeByHand(incidentOf(inXsoar).id, 'False Positive', 'fine', 'bob');
+    const redis = testRedis();
+    try {
+      const state = new SyncState(redis, syncKeys(s.prefix));
+      await waitFor(async () => (await state.heldSessionIds()).includes(inIncydr), { timeoutMs: 15_000, what: 'the Incydr close held' });
+      assert.equal(incidentOf(inIncydr).status, 1, 'not closed while off');
+      await (daemon as Daemon).stop();
+      daemon = new Daemon({ config: s.config({ STATE_SYNC: 'both' }), logger: silentLogger() });
+      await daemon.start();
+      await waitFor(() => incidentOf(inIncydr).status === 2 && s.code42.stateOf(inXsoar) === 'CLOSED_FP', { timeoutMs: 15_000, what: 'both closes carried' });
+      await settled(s);
+      assert.equal(incidentOf(inIncydr).lifecycle?.closeReason, 'Resolved');
+      assert.match(incidentOf(inIncydr).lifecycle?.closeNotes ?? '', /^Closed in Code42 Incydr by carol@example\.com/);
+      assert.deepEqual(await state.heldSessionIds(), []);
+      assert.equal(s.code42.stateOf(inIncydr), 'CLOSED_TP', 'the daemon\'s close of the incident is not carried back');
+    } finally {
+      redis.disconnect();
+    }
   });
 });

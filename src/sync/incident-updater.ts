@@ -208,8 +208,10 @@ export class IncidentUpdater {
       stateChanged &&
       record.wroteCode42State === newState &&
       (record.wroteCode42Version === undefined || (session.states ?? []).length === record.wroteCode42Version);
-    // The session moved on from the daemon's write: that record no longer names anything.
-    if (stateChanged && !ownState && record.wroteCode42State !== undefined) await state.clear(sessionId, ['wroteCode42State', 'wroteCode42At', 'wroteCode42Version']);
+    // The session moved on from the daemon's write: that record no longer names anything. (A change read
+    // before the write, its history shorter than the write's entry, says nothing about it.)
+    const pastOwnWrite = record.wroteCode42Version === undefined || (session.states ?? []).length >= record.wroteCode42Version;
+    if (stateChanged && !ownState && pastOwnWrite && record.wroteCode42State !== undefined) await state.clear(sessionId, ['wroteCode42State', 'wroteCode42At', 'wroteCode42Version']);
     const closedInIncydr = stateChanged && !ownState && isClosedState(newState);
     const severity = currentSeverity(session);
     const oldAlerts = new Set(previous.alertIds);

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { IncydrClient } from '../code42/incydr-client.js';
 import { Code42ResponseError } from '../code42/errors.js';
 import { currentState, latestState } from '../code42/schemas.js';
-import { fitNote, type SessionActions } from '../code42/session-actions.js';
+import { CHANGE_STATE_BATCH, fitNote, type SessionActions } from '../code42/session-actions.js';
 import type { Logger } from '../infra/logger.js';
 import type { Ledger } from '../forward/ledger.js';
 import { SESSION_LABEL } from '../xsoar/xsoar-client.js';
@@ -82,6 +82,27 @@ export function recordTtl(beginTime: number | undefined, retention: RecordRetent
   return Math.max(0, beginTime + retention.deepLookbackMs - now) + retention.graceMs;
 }
 
+/** Sessions read at the same time before a batch of closes is written. */
+const READ_CONCURRENCY = 8;
+
+/** Runs `work` on every item, at most `limit` at a time; the first failure is thrown once all settled. */
+async function inPool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failure: { err: unknown } | undefined;
+  const runner = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T;
+      try {
+        await work(item);
+      } catch (err) {
+        failure ??= { err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, runner));
+  if (failure) throw failure.err;
+}
+
 /** How far a close may lie from the daemon's recorded intent to close and still be its own (clock and request time). */
 export const OWN_CLOSE_SLACK_MS = 120_000;
 
@@ -135,7 +156,10 @@ export class XsoarCloseSync {
     const closed = search.incidents;
     result.found = closed.length;
 
-    const toWrite: CloseToCarry[] = [];
+    // Each session's current state is read (a few at a time), then each target state is written in one
+    // batch right after: the state read is as fresh as it can be. change-state has no condition: a change
+    // landing between the read and the write (about one round trip) is overwritten; README says so.
+    const candidates: Array<{ sessionId: string; incident: ClosedIncident; record: SessionSyncRecord }> = [];
     for (const incident of closed) {
       const sessionId = sessionOfIncident(incident);
       if (!sessionId || (await this.opts.ledger.incidentFor(sessionId)) !== incident.id) continue;
@@ -145,83 +169,96 @@ export class XsoarCloseSync {
         continue;
       }
       if (record.code42CloseSynced === incident.closed) continue;
-      // One session's failure is that session's: recorded, and the run goes on.
-      try {
-        const carry = await this.decide(sessionId, incident, record, result, signal);
-        if (carry) toWrite.push(carry);
-      } catch (err) {
-        if (!(await this.refused(sessionId, incident, err, result))) throw err;
-      }
+      candidates.push({ sessionId, incident, record });
     }
-
-    const byState = new Map<string, CloseToCarry[]>();
-    for (const c of toWrite) byState.set(c.target, [...(byState.get(c.target) ?? []), c]);
     let forbidden = false;
-    for (const [target, group] of byState) {
-      if (forbidden) break;
-      const ids = group.map((g) => g.sessionId);
-      // Written before the call: the poller may see the new state before this run records it.
-      for (const g of group) await state.set(g.sessionId, { wroteCode42State: target, wroteCode42At: this.clock(), wroteCode42Version: g.states + 1 });
-      let outcome: Awaited<ReturnType<SessionActions['changeState']>>;
-      try {
-        outcome = await this.opts.actions.changeState(ids, target, signal);
-      } catch (err) {
-        const reason = refusalOf(err);
-        if (reason !== 'forbidden') throw err;
-        // The API client may not change sessions: every other write would be refused too. The checkpoint
-        // stays, so these closes are carried once the permission is granted.
-        forbidden = true;
-        await this.opts.refusals?.record('to-code42', reason, `change-state: ${(err as Error).message}`);
-        for (const g of group) {
-          await state.clear(g.sessionId, ['wroteCode42State', 'wroteCode42At', 'wroteCode42Version']);
-          await state.set(g.sessionId, { refusedToCode42At: this.clock(), refusedToCode42What: `change-state to ${target} refused (forbidden): ${(err as Error).message}` });
-        }
-        result.refused += group.length;
-        logger.warn({ sessions: ids.length, state: target, err }, 'Code42 refuses change-state to this API client: XSOAR closes are not carried to Incydr (grant the permission, or set STATE_SYNC=to-xsoar)');
-        continue;
-      }
-      result.code42Calls += outcome.calls;
-      this.opts.metrics.code42('sessions.changeState', outcome.calls);
-      // Calls are counted per session they served (a batch call counts for each of its sessions).
-      for (const id of ids) await state.countCode42Calls(id, 1);
-      for (const refused of outcome.refused) {
-        const g = group.find((x) => x.sessionId === refused.id);
-        logger.warn({ alertId: refused.id, state: target, reason: refused.reason }, 'Code42 refused to change the state of this session; its XSOAR close is not carried across');
-        await this.opts.refusals?.record('to-code42', /HTTP 404/.test(refused.reason) ? 'not_found' : 'rejected', `change-state ${refused.id}: ${refused.reason}`);
-        await state.clear(refused.id, ['wroteCode42State', 'wroteCode42At', 'wroteCode42Version']);
-        await state.set(refused.id, {
-          code42CloseSynced: g?.incident.closed ?? '',
-          lastToCode42What: `refused: ${refused.reason}`,
-          refusedToCode42At: this.clock(),
-          refusedToCode42What: `change-state to ${target}: ${refused.reason}`,
-        });
-        result.refused += 1;
-      }
-      const changed = new Set(outcome.changed);
-      if (changed.size > 0) await this.opts.refusals?.cleared('to-code42');
-      for (const { sessionId, incident, note, beginTime } of group) {
-        if (!changed.has(sessionId)) continue;
-        // The note before the record: a crash in between repeats the note's protocol (never a second note), not the state.
+    for (let i = 0; i < candidates.length && !forbidden; i += CHANGE_STATE_BATCH) {
+      const toWrite: CloseToCarry[] = [];
+      await inPool(candidates.slice(i, i + CHANGE_STATE_BATCH), READ_CONCURRENCY, async ({ sessionId, incident, record }) => {
+        // One session's failure is that session's: recorded, and the run goes on.
         try {
-          result.code42Calls += await this.addCloseNote(sessionId, incident, note, signal);
+          const carry = await this.decide(sessionId, incident, record, result, signal);
+          if (carry) toWrite.push(carry);
         } catch (err) {
-          if (!(await this.refused(sessionId, incident, err, result, 'add-note'))) throw err;
+          if (!(await this.refused(sessionId, incident, err, result))) throw err;
         }
-        await state.set(sessionId, {
-          code42CloseSynced: incident.closed,
-          lastToCode42: this.clock(),
-          lastToCode42What: `state ${target} (closed in XSOAR as "${incident.closeReason || 'no reason'}")`,
-        });
-        this.opts.metrics.close('to-code42');
-        result.synced += 1;
-        logger.info({ alertId: sessionId, incidentId: incident.id, state: target, closeReason: incident.closeReason }, 'incident closed in XSOAR; session state set in Incydr');
-        // Both sides are closed: the record is kept while the poller can still see the session.
-        const ttl = recordTtl(beginTime, this.opts.retention, this.clock());
-        if (ttl !== undefined) await state.expireAfter(sessionId, ttl);
+      });
+      const byState = new Map<string, CloseToCarry[]>();
+      for (const c of toWrite) byState.set(c.target, [...(byState.get(c.target) ?? []), c]);
+      for (const [target, group] of byState) {
+        if ((await this.write(target, group, result, signal)) === 'forbidden') {
+          forbidden = true;
+          break;
+        }
       }
     }
     if (!forbidden) await redis.set(state.keys.xsoarCheckpoint, new Date(now).toISOString());
     return result;
+  }
+
+  /** Sets `target` on the sessions of `group` (change-state), then their notes and records. */
+  private async write(target: string, group: CloseToCarry[], result: XsoarCloseSyncResult, signal?: AbortSignal): Promise<'done' | 'forbidden'> {
+    const { state, logger } = this.opts;
+    const ids = group.map((g) => g.sessionId);
+    // Written before the call: the poller may see the new state before this run records it.
+    for (const g of group) await state.set(g.sessionId, { wroteCode42State: target, wroteCode42At: this.clock(), wroteCode42Version: g.states + 1 });
+    let outcome: Awaited<ReturnType<SessionActions['changeState']>>;
+    try {
+      outcome = await this.opts.actions.changeState(ids, target, signal);
+    } catch (err) {
+      const reason = refusalOf(err);
+      if (reason !== 'forbidden') throw err;
+      // The API client may not change sessions: every other write would be refused too. The checkpoint
+      // stays, so these closes are carried once the permission is granted.
+      await this.opts.refusals?.record('to-code42', reason, `change-state: ${(err as Error).message}`);
+      for (const g of group) {
+        await state.clear(g.sessionId, ['wroteCode42State', 'wroteCode42At', 'wroteCode42Version']);
+        await state.set(g.sessionId, { refusedToCode42At: this.clock(), refusedToCode42What: `change-state to ${target} refused (forbidden): ${(err as Error).message}` });
+      }
+      result.refused += group.length;
+      logger.warn({ sessions: ids.length, state: target, err }, 'Code42 refuses change-state to this API client: XSOAR closes are not carried to Incydr (grant the permission, or set STATE_SYNC=to-xsoar)');
+      return 'forbidden';
+    }
+    result.code42Calls += outcome.calls;
+    this.opts.metrics.code42('sessions.changeState', outcome.calls);
+    // Calls are counted per session they served (a batch call counts for each of its sessions).
+    for (const id of ids) await state.countCode42Calls(id, 1);
+    for (const refused of outcome.refused) {
+      const g = group.find((x) => x.sessionId === refused.id);
+      logger.warn({ alertId: refused.id, state: target, reason: refused.reason }, 'Code42 refused to change the state of this session; its XSOAR close is not carried across');
+      await this.opts.refusals?.record('to-code42', /HTTP 404/.test(refused.reason) ? 'not_found' : 'rejected', `change-state ${refused.id}: ${refused.reason}`);
+      await state.clear(refused.id, ['wroteCode42State', 'wroteCode42At', 'wroteCode42Version']);
+      await state.set(refused.id, {
+        code42CloseSynced: g?.incident.closed ?? '',
+        lastToCode42What: `refused: ${refused.reason}`,
+        refusedToCode42At: this.clock(),
+        refusedToCode42What: `change-state to ${target}: ${refused.reason}`,
+      });
+      result.refused += 1;
+    }
+    const changed = new Set(outcome.changed);
+    if (changed.size > 0) await this.opts.refusals?.cleared('to-code42');
+    for (const { sessionId, incident, note, beginTime } of group) {
+      if (!changed.has(sessionId)) continue;
+      // The note before the record: a crash in between repeats the note's protocol (never a second note), not the state.
+      try {
+        result.code42Calls += await this.addCloseNote(sessionId, incident, note, signal);
+      } catch (err) {
+        if (!(await this.refused(sessionId, incident, err, result, 'add-note'))) throw err;
+      }
+      await state.set(sessionId, {
+        code42CloseSynced: incident.closed,
+        lastToCode42: this.clock(),
+        lastToCode42What: `state ${target} (closed in XSOAR as "${incident.closeReason || 'no reason'}")`,
+      });
+      this.opts.metrics.close('to-code42');
+      result.synced += 1;
+      logger.info({ alertId: sessionId, incidentId: incident.id, state: target, closeReason: incident.closeReason }, 'incident closed in XSOAR; session state set in Incydr');
+      // Both sides are closed: the record is kept while the poller can still see the session.
+      const ttl = recordTtl(beginTime, this.opts.retention, this.clock());
+      if (ttl !== undefined) await state.expireAfter(sessionId, ttl);
+    }
+    return 'done';
   }
 
   /**
@@ -262,8 +299,12 @@ export class XsoarCloseSync {
     const newer = currentAt > closedAt && !ownState;
     // The state is the daemon's own write (of this close, interrupted before its record, or of an earlier one): the close stands; note and record.
     if (ownState && current === target) {
+      // The note the write went with: what the daemon's entry replaced is the entry before it.
+      const before = [...(session.states ?? [])].sort((x, y) => (x.sourceTimestamp ?? 0) - (y.sourceTimestamp ?? 0)).at(-2);
+      const replaced = before && isClosedState(before.state ?? '') && (before.sourceTimestamp ?? 0) <= closedAt ? before : undefined;
+      const note = replaced ? closeReplacingNote(incident, { state: replaced.state ?? '', user: replaced.userId ?? null, at: replaced.sourceTimestamp ?? 0 }) : closedInXsoarNote(incident);
       try {
-        result.code42Calls += await this.addCloseNote(sessionId, incident, closedInXsoarNote(incident), signal);
+        result.code42Calls += await this.addCloseNote(sessionId, incident, note, signal);
       } catch (err) {
         if (!(await this.refused(sessionId, incident, err, result, 'add-note'))) throw err;
       }
@@ -329,6 +370,7 @@ export class XsoarCloseSync {
         await state.set(sessionId, { code42NoteSent: incident.closed });
         await state.countCode42Calls(sessionId, calls);
         metrics.note('code42', 'skipped');
+        this.opts.logger.info({ alertId: sessionId, incidentId: incident.id }, 'the session note of this close had reached Code42 before the interruption; not sent again');
         return calls;
       }
     }

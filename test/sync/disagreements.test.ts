@@ -69,9 +69,13 @@ describe('the incident and the session never left disagreeing', () => {
   it('an XSOAR close followed 300 ms later by new data in Incydr: both open, the close is not written over OPEN_NEW_DATA', async () => {
     const { s, ids, incidentOf } = await forwarded('newdata');
     const id = ids[0] as string;
+    // The state sync cannot read the session meanwhile (503): the new data surely lands before its read,
+    // not between its read and its write (about one round trip, see the README).
+    s.code42.failNext(100_000, { status: 503, path: /^\/v1\/sessions\/[^/]+$/ });
     s.xsoar.lifecycle.closeByHand(incidentOf(id).id, 'False Positive', 'looks fine', 'bob');
     await new Promise((r) => setTimeout(r, 300));
     escalate(s.code42, id, { newEvents: 2, ruleId: NEW_RULE.id, seed: 1 });
+    s.code42.clearFaults();
     await waitFor(() => incidentOf(id).status === 1 && s.code42.stateOf(id) === 'OPEN_NEW_DATA', { timeoutMs: 20_000, what: 'both open' });
     await settled(s);
     assert.equal(incidentOf(id).status, 1, 'reopened on the newer data');
@@ -79,6 +83,10 @@ describe('the incident and the session never left disagreeing', () => {
     const warRoom = s.xsoar.lifecycle.entriesOf(incidentOf(id).investigationId).map((e) => e.contents);
     assert.equal(warRoom.length, 1);
     assert.match(warRoom[0] ?? '', /state OPEN_NEW_DATA; incident reopened/);
+    const sessionNotes = s.code42.notesOf(id).map((n) => n.content);
+    assert.equal(sessionNotes.length, 1);
+    assert.match(sessionNotes[0] ?? '', /as "False Positive" by bob .*\n\nNot carried: the session went to OPEN_NEW_DATA at .*, after this close\.$/);
+    assert.equal(s.code42.requests.filter((r) => r.endpoint === 'sessions.changeState').length, 0);
   });
 
   it('the daemon set CLOSED_FP, Incydr reopened, an analyst set CLOSED_FP again: the incident is closed (the own-write record was cleared)', async () => {

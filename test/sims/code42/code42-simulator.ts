@@ -409,6 +409,7 @@ export class Code42Simulator {
   private errorRate: number;
   private latencyMs: number;
   private eventsHook: ((sessionId: string) => Promise<void> | void) | undefined;
+  private writeHook: ((endpoint: 'sessions.changeState' | 'sessions.addNote', path: string) => Promise<void> | void) | undefined;
 
   private totalCountMode: TotalCountMode;
   private stateFilter: StateFilterMode;
@@ -759,6 +760,14 @@ export class Code42Simulator {
     this.gone.add(id);
   }
 
+  /**
+   * Awaits `hook` before a session write (change-state, add-note) is carried out and answered (`undefined`
+   * removes it): a test kills the client between two writes, then lets the held one through.
+   */
+  onWriteRequest(hook: ((endpoint: 'sessions.changeState' | 'sessions.addNote', path: string) => Promise<void> | void) | undefined): void {
+    this.writeHook = hook;
+  }
+
   // -------------------------------------------------------------------------------------------------------------
   // Observability
 
@@ -804,6 +813,8 @@ export class Code42Simulator {
     try {
       if (endpoint === 'sessions.events' && this.eventsHook) await this.eventsHook(decodeSegment(path.split('/')[3]));
       const body = await readBody(req, 1024 * 1024);
+      // After the body is read: the write has fully arrived, whatever becomes of the client meanwhile.
+      if ((endpoint === 'sessions.changeState' || endpoint === 'sessions.addNote') && this.writeHook) await this.writeHook(endpoint, path);
       reply = await this.process(req, method, path, new URLSearchParams(query), body, endpoint);
     } catch (err) {
       reply = msg(500, `simulator error: ${String(err)}`);

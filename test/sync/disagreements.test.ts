@@ -135,6 +135,16 @@ describe('the incident and the session never left disagreeing', () => {
     const note = s.code42.notesOf(id)[0]?.content ?? '';
     assert.match(note, /as "False Positive" by bob .*: benign test file\.\n\nThis later close replaces the state CLOSED_TP set by carol@example\.com at /);
     assert.equal(s.code42.notesOf(id).length, 1);
+    // Closed on both sides: the sync record expires once the session is out of DEEP_LOOKBACK (7 d after its
+    // begin, 10 min ago), plus 7 days.
+    const redis = testRedis();
+    try {
+      const ttl = await redis.pttl(syncKeys(s.prefix).session(id));
+      const day = 24 * 3_600_000;
+      assert.ok(ttl > 13.9 * day && ttl <= 14 * day, `record expires in ${ttl} ms`);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('an XSOAR close older than the Incydr close it meets: not written, and the session note says why', async () => {

@@ -1,10 +1,14 @@
 /**
  * XSOAR → Incydr. Every STATE_SYNC_INTERVAL (one run per deployment): search XSOAR for incidents of
- * the configured type closed since the checkpoint, set their sessions' state with change-state (100 ids
- * per call, grouped by target state), add the close notes as a session note, then move the checkpoint.
- * Incidents the daemon closed itself are skipped, and so is a close already carried across, so nothing
- * ping-pongs and a repeated window does no harm. The same run sweeps sessions whose pending change has
- * no update job (a crash at the wrong instant), so no change is left behind.
+ * the configured type closed since the checkpoint (small pages, halved when an answer is too large),
+ * read each session's current state and its time, and set the state with change-state (100 ids per
+ * call, grouped by target state) only where the close is newer; add the close notes as a session note
+ * (or a note saying why the close was not carried), then move the checkpoint. One session's refusal
+ * (400, 404) is recorded on it and never stops the run. Incidents the daemon closed itself (known by its
+ * record) are skipped, and so is a close already carried across, so nothing ping-pongs and a repeated
+ * window does no harm. The same run sweeps sessions whose pending change has no update job (a crash at
+ * the wrong instant), so no change is left behind, and carries Incydr closes held while they were not
+ * carried (STATE_SYNC switched on later).
  */
 import type { Redis } from 'ioredis';
 import type { IncydrClient } from '../code42/incydr-client.js';
@@ -14,10 +18,9 @@ import { CHANGE_STATE_BATCH, fitNote, type SessionActions } from '../code42/sess
 import type { Logger } from '../infra/logger.js';
 import type { Ledger } from '../forward/ledger.js';
 import { SESSION_LABEL } from '../xsoar/xsoar-client.js';
-import type { ClosedIncident, IncidentUpdates } from '../xsoar/incident-updates.js';
+import { INCIDENT_STATUS, type ClosedIncident, type IncidentUpdates } from '../xsoar/incident-updates.js';
 import { closeReasonForState, isClosedState, stateForCloseReason } from './close-reasons.js';
 import { closeNotCarriedNote, closeReplacingNote, closedInIncydrNotes, closedInXsoarNote } from './notes.js';
-import { INCIDENT_STATUS } from '../xsoar/incident-updates.js';
 import { refusalOf, type SyncRefusals } from './refusals.js';
 import type { SyncMetrics } from './sync-metrics.js';
 import { parseHeldClose, type SessionSyncRecord, type SyncState } from './sync-state.js';

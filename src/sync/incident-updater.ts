@@ -20,7 +20,7 @@ import { closeReasonForState, isClosedState } from './close-reasons.js';
 import { closedInIncydrNotes, describeUpdate, hasNews, noteMarker, updateNote, type UpdateSummary } from './notes.js';
 import { refusalOf, type SyncRefusals } from './refusals.js';
 import type { SyncMetrics } from './sync-metrics.js';
-import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './xsoar-close-sync.js';
+import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './record-policy.js';
 import type { ClaimedChange, SessionSyncRecord, SyncState } from './sync-state.js';
 import { UPDATE_QUEUE, type UpdateJobData, type UpdateSink } from './update-queue.js';
 

@@ -24,6 +24,7 @@ import { closeNotCarriedNote, closeReplacingNote, closedInIncydrNotes, closedInX
 import { refusalOf, type SyncRefusals } from './refusals.js';
 import type { SyncMetrics } from './sync-metrics.js';
 import { parseHeldClose, type SessionSyncRecord, type SyncState } from './sync-state.js';
+import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './record-policy.js';
 import type { UpdateSink } from './update-queue.js';
 
 export interface XsoarCloseSyncOptions {
@@ -67,24 +68,6 @@ export interface XsoarCloseSyncResult {
   heldCarried?: number;
 }
 
-export interface RecordRetention {
-  /** DEEP_LOOKBACK: how long after its begin the poller still re-reads a session. */
-  deepLookbackMs: number;
-  /** Kept this much longer (a late change, a late-indexed close). */
-  graceMs: number;
-}
-
-/**
- * How long the record of a session closed on both sides is kept: until the session leaves
- * DEEP_LOOKBACK (begin time + DEEP_LOOKBACK), plus the grace. A later change of such a session (seen
- * only by a sweep of an older window, or after a reopen) starts a fresh record: it is applied as an
- * ordinary change, with no memory of the daemon's earlier writes.
- */
-export function recordTtl(beginTime: number | undefined, retention: RecordRetention | undefined, now: number): number | undefined {
-  if (!retention || beginTime === undefined || !Number.isFinite(beginTime)) return undefined;
-  return Math.max(0, beginTime + retention.deepLookbackMs - now) + retention.graceMs;
-}
-
 /** Sessions read at the same time before a batch of closes is written. */
 const READ_CONCURRENCY = 8;
 
@@ -106,8 +89,6 @@ async function inPool<T>(items: readonly T[], limit: number, work: (item: T) => 
   if (failure) throw failure.err;
 }
 
-/** How far a close may lie from the daemon's recorded intent to close and still be its own (clock and request time). */
-export const OWN_CLOSE_SLACK_MS = 120_000;
 
 /** The session an incident was made for (dbotMirrorId, the code42alertid field or the session label). */
 export function sessionOfIncident(inc: ClosedIncident): string | null {

@@ -105,6 +105,8 @@ export class Daemon {
       startedAt: this.startedAt,
       shuttingDown: () => this.stopping,
       guards: runtime,
+      // The sync's refused writes (degraded, never unready).
+      sources: () => (this.sync ? [this.sync.readinessSource] : []),
       ...at,
     });
     metrics.setSources(metricSources({ forwardQueue, pollState, ledger, health, runtime }));

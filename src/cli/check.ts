@@ -6,6 +6,8 @@ import { closeRedis, createRedis, maskRedisUrl } from '../infra/redis.js';
 import { withTimeout } from '../infra/timeout.js';
 import { createIncydrClient, createXsoarClient } from '../upstreams.js';
 import type { CliIo } from './command.js';
+import { SessionActions } from '../code42/session-actions.js';
+import { describeSyncPlan, syncDirections } from '../sync/sync-plan.js';
 
 const CHECK_TIMEOUT_MS = 15_000;
 
@@ -61,6 +63,8 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
     report(false, 'code42 sessions', 'skipped: no token');
   }
 
+  await checkSyncPermissions(config, code42, tokenOk, report);
+
   for (const line of await checkXsoar(config)) {
     if (line.level === 'warn') io.out(`WARN ${line.name}: ${oneLine(line.detail)}\n`);
     else report(line.level === 'ok', line.name, line.detail);
@@ -85,6 +89,37 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
     if (redis) await closeRedis(redis);
   }
   return failures === 0 ? 0 : 1;
+}
+
+/**
+ * What each enabled sync direction needs. to-code42 (STATE_SYNC=both or to-code42) writes sessions: the
+ * probe writes to a session id that does not exist, so nothing changes, and fails when Code42 refuses the
+ * permission. to-xsoar writes with the XSOAR key the creates use (checked below).
+ */
+async function checkSyncPermissions(
+  config: Config,
+  code42: ReturnType<typeof createIncydrClient>,
+  tokenOk: boolean,
+  report: (ok: boolean, name: string, detail: string) => void,
+): Promise<void> {
+  // The default (to-xsoar) writes nothing to Code42: a read-only API client is enough, and nothing is probed.
+  if (!syncDirections(config).includes('to-code42')) return;
+  if (!tokenOk) {
+    report(false, 'code42 write permission', 'skipped: no token');
+    return;
+  }
+  try {
+    const permission = await timeout(new SessionActions(code42).probeWritePermission(), 'Code42 write permission');
+    if (permission.allowed) report(true, 'code42 write permission', `${describeSyncPlan(config)}; ${permission.detail}`);
+    else
+      report(
+        false,
+        'code42 write permission',
+        `STATE_SYNC=${config.sync.stateSync} needs the permission to change sessions (${permission.endpoint}), which API client ${config.code42.clientId} lacks: ${permission.detail}; grant it, or set STATE_SYNC=to-xsoar (nothing is then written to Code42)`,
+      );
+  } catch (err) {
+    report(false, 'code42 write permission', `could not check: ${(err as Error).message}`);
+  }
 }
 
 interface CheckLine {

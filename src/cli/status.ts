@@ -10,6 +10,9 @@ export interface SessionStatus {
   incidentId: string | null;
   lastToXsoar: { at: string; what: string } | null;
   lastToCode42: { at: string; what: string } | null;
+  /** The last write the other side refused for this session, each way. */
+  refusedToXsoar: { at: string; what: string } | null;
+  refusedToCode42: { at: string; what: string } | null;
   pendingChange: { seq: number; kinds: string[]; detectedAt: string } | null;
   /** A change taken by an update job that has not finished (running now, or interrupted and due again). */
   changeInProgress: { seq: number; kinds: string[]; detectedAt: string } | null;
@@ -46,6 +49,8 @@ export async function statusCommand(config: Config, sessionId: string, json: boo
       incidentId,
       lastToXsoar: sync(record.lastToXsoar, record.lastToXsoarWhat),
       lastToCode42: sync(record.lastToCode42, record.lastToCode42What),
+      refusedToXsoar: sync(record.refusedToXsoarAt, record.refusedToXsoarWhat),
+      refusedToCode42: sync(record.refusedToCode42At, record.refusedToCode42What),
       pendingChange: change(pending),
       changeInProgress: change(record.inflight),
       updateJob: job ? { state: await job.getState(), attempts: job.attemptsMade, reason: job.failedReason || null } : null,
@@ -63,6 +68,8 @@ export async function statusCommand(config: Config, sessionId: string, json: boo
       line('incident', incidentId ?? 'none (not forwarded)');
       line('last sync → XSOAR', when(status.lastToXsoar));
       line('last sync → Code42', when(status.lastToCode42));
+      if (status.refusedToXsoar) line('refused by XSOAR', when(status.refusedToXsoar));
+      if (status.refusedToCode42) line('refused by Code42', when(status.refusedToCode42));
       line('pending change', pend(status.pendingChange));
       if (status.changeInProgress) line('being applied', pend(status.changeInProgress));
       if (status.updateJob) line('update job', `${status.updateJob.state}${status.updateJob.reason ? `: ${status.updateJob.reason}` : ''}`);

@@ -24,6 +24,16 @@ export interface ChangeStateResult {
   calls: number;
 }
 
+/** The session id the permission probe writes to: no session has it, so nothing changes. */
+export const WRITE_PROBE_SESSION = 'c42x-permission-probe-no-such-session';
+
+export interface WritePermission {
+  allowed: boolean;
+  /** The endpoint refused for the permission (when not allowed). */
+  endpoint: string;
+  detail: string;
+}
+
 /** Cuts `text` to Code42's note limit, saying so at the end. */
 export function fitNote(text: string): string {
   if (text.length <= NOTE_MAX_CHARS) return text;
@@ -72,6 +82,30 @@ export class SessionActions {
   /** Adds a note to the session (cut to 2,000 characters). */
   async addNote(sessionId: string, note: string, signal?: AbortSignal): Promise<void> {
     await this.post(`v1/sessions/${encodeURIComponent(sessionId)}/add-note`, 'sessions.addNote', { noteContent: fitNote(note) }, signal);
+  }
+
+  /**
+   * Proves the right to write sessions without changing any: change-state and add-note on a session id
+   * that does not exist. A client allowed to write is refused for the id (404, or 400); a read-only one
+   * is refused for the permission (403) before the id is looked at. Other failures (5xx, network) say
+   * nothing about the permission and are thrown.
+   */
+  async probeWritePermission(signal?: AbortSignal): Promise<WritePermission> {
+    const id = WRITE_PROBE_SESSION;
+    const probes: Array<[string, string, unknown]> = [
+      ['v1/sessions/change-state', 'sessions.changeState', { ids: [id], newState: 'OPEN' }],
+      [`v1/sessions/${encodeURIComponent(id)}/add-note`, 'sessions.addNote', { noteContent: 'code42-xsoar-forwarder permission check' }],
+    ];
+    for (const [path, endpoint, body] of probes) {
+      try {
+        await this.post(path, endpoint, body, signal);
+      } catch (err) {
+        if (err instanceof Code42AuthError) return { allowed: false, endpoint, detail: err.message };
+        if (err instanceof Code42RequestError && err.statusCode !== undefined && isClientError(err)) continue;
+        throw err;
+      }
+    }
+    return { allowed: true, endpoint: '', detail: 'change-state and add-note answer for a session id that does not exist (nothing changed)' };
   }
 
   private async post(path: string, endpoint: string, json: unknown, signal?: AbortSignal): Promise<void> {

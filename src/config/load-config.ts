@@ -48,6 +48,8 @@ export interface Config {
     trackUpdates: boolean;
     stateSync: 'both' | 'to-code42' | 'to-xsoar' | 'off';
     interval: number;
+    /** UPDATE_INTERVAL: changes of one session within it make one update and one note. */
+    updateInterval: number;
     /** XSOAR close reason → Incydr state; key `*` is any other reason. */
     closeReasonStates: Record<string, string>;
     /** Incydr closed state → XSOAR close reason. */

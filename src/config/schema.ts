@@ -330,9 +330,9 @@ export const schema = {
       env: 'TRACK_UPDATES',
     },
     stateSync: {
-      doc: 'Closing both ways: both, to-code42 (XSOAR close -> Incydr state), to-xsoar (Incydr close -> XSOAR close) or off',
+      doc: 'Which closes are carried: to-xsoar (Incydr close -> XSOAR close; the default: it writes nothing to Code42, so a read-only API client is enough), both, to-code42 (XSOAR close -> Incydr state and session note; the Code42 API client then needs the right to change sessions) or off',
       format: ['both', 'to-code42', 'to-xsoar', 'off'],
-      default: 'both',
+      default: 'to-xsoar',
       env: 'STATE_SYNC',
     },
     interval: {
@@ -352,6 +352,12 @@ export const schema = {
       format: 'state-close-map',
       default: 'CLOSED_FP=False Positive,CLOSED_TP=Resolved,CLOSED_TP_BENIGN=Resolved,CLOSED=Other',
       env: 'STATE_SYNC_CLOSE_STATES',
+    },
+    updateInterval: {
+      doc: 'Changes of one session are merged over this interval into one incident update and one war-room note (the first change after a quiet spell goes at once; a close is never held back); 0 applies every change as it comes',
+      format: 'duration',
+      default: 180_000 as number | string,
+      env: 'UPDATE_INTERVAL',
     },
     reopenOnNewData: {
       doc: 'Reopen a closed incident when its session goes to OPEN_NEW_DATA (any other change to a closed incident only adds a note)',

@@ -54,13 +54,18 @@ export interface DerivedSettings {
   stateDoubtMs: number;
 }
 
-export function deriveSettings(config: Config): DerivedSettings {
-  const { worker, poll, code42, sync, xsoar } = config;
+/** TRACK_UPDATES and STATE_SYNC decoded into directions: the one place that reads STATE_SYNC's words. */
+export function syncDirectionsOf(sync: Pick<Config['sync'], 'stateSync' | 'trackUpdates'>): SyncDirections {
   const toXsoar = sync.stateSync === 'both' || sync.stateSync === 'to-xsoar';
   const toCode42 = sync.stateSync === 'both' || sync.stateSync === 'to-code42';
+  return { trackUpdates: sync.trackUpdates, toXsoar, toCode42, enabled: sync.trackUpdates || toXsoar || toCode42 };
+}
+
+export function deriveSettings(config: Config): DerivedSettings {
+  const { worker, poll, code42, xsoar } = config;
   return {
     retry: { attempts: worker.attempts, backoffMs: worker.backoff, keepCompletedMs: worker.keepCompleted },
-    sync: { trackUpdates: sync.trackUpdates, toXsoar, toCode42, enabled: sync.trackUpdates || toXsoar || toCode42 },
+    sync: syncDirectionsOf(config.sync),
     breakerThreshold: Math.max(2, Math.min(config.upstream.failureThreshold, worker.attempts - 1)),
     poll: {
       severities: code42.severities,

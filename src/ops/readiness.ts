@@ -1,21 +1,12 @@
 import type { Redis } from 'ioredis';
 import { withTimeout } from '../infra/timeout.js';
+import type { CheckResult, ReadinessSource } from '../infra/health.js';
+
+export type { CheckResult, ReadinessSource };
 import type { PollState } from '../poll/poll-state.js';
 import type { Upstream, UpstreamStatus } from '../guard/upstream-status.js';
 import type { OpenCircuit } from '../guard/circuit-breaker.js';
 import { readRedisMemory, type RedisFullState } from '../guard/redis-memory.js';
-
-export interface CheckResult {
-  ok: boolean;
-  detail: string;
-  /**
-   * A condition of the whole deployment (an upstream down, Redis full) that the daemon waits out by
-   * itself: reported here, but it does not make the pod unready (see the README on readiness).
-   */
-  degraded?: boolean;
-  /** When the condition began (ISO time), for degraded checks. */
-  since?: string;
-}
 
 export interface ReadinessReport {
   ready: boolean;
@@ -35,6 +26,8 @@ export interface ReadinessOptions {
   shuttingDown: () => boolean;
   /** The job runtime's guards: upstreams whose circuit is open in this process, and whether Redis refuses writes. */
   guards?: { openCircuits(): Map<Upstream, OpenCircuit>; redisFull(): RedisFullState | undefined };
+  /** More checks (read at each probe: a part wired after the probe still counts). Each answers within a second or fails. */
+  sources?: () => readonly ReadinessSource[];
   clock?: () => number;
 }
 
@@ -112,6 +105,11 @@ export class Readiness {
         : { ok: true, detail: 'answering' };
     }
     if (redisOk) checks.redisMemory = await this.memoryCheck(now);
+    for (const source of this.opts.sources?.() ?? []) {
+      checks[source.name] = redisOk
+        ? await within1s(source.check(now), source.name).catch((err: unknown) => ({ ok: true, degraded: true, detail: `could not check: ${(err as Error).message}` }))
+        : { ok: true, detail: 'unknown while Redis does not answer' };
+    }
 
     const degraded = Object.entries(checks).filter(([, c]) => c.degraded).map(([name]) => name);
     return { ready: Object.values(checks).every((c) => c.ok), checks, ...(degraded.length > 0 ? { degraded } : {}) };

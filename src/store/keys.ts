@@ -66,6 +66,8 @@ export interface SyncKeys {
   pendingIds: string;
   /** String, no TTL: ISO time up to which XSOAR has been searched for closed incidents. */
   xsoarCheckpoint: string;
+  /** Set: session ids closed in Incydr while Incydr closes were not carried (STATE_SYNC off or to-code42), carried once they are. */
+  heldCloses: string;
 }
 
 export function syncKeys(prefix: string): SyncKeys {
@@ -75,6 +77,7 @@ export function syncKeys(prefix: string): SyncKeys {
     pending: (id) => `${base}:pending:${id}`,
     pendingIds: `${base}:pending-ids`,
     xsoarCheckpoint: `${base}:xsoar-checkpoint`,
+    heldCloses: `${base}:held-closes`,
   };
 }
 

@@ -5,6 +5,7 @@
  * only when the session went to OPEN_NEW_DATA (REOPEN_ON_NEW_DATA).
  */
 import { UnrecoverableError, type Job, type Queue } from 'bullmq';
+import { Code42AuthError, Code42RequestError } from '../code42/errors.js';
 import type { IncydrClient } from '../code42/incydr-client.js';
 import { currentSeverity, currentState, latestState, type FileEvent, type Session } from '../code42/schemas.js';
 import type { Logger } from '../infra/logger.js';
@@ -19,7 +20,9 @@ import type { IncidentRequest } from '../xsoar/incident-request.js';
 import { INCIDENT_STATUS, ZERO_TIME, isClosedInvestigation, type IncidentPatch, type IncidentUpdates, type LoadedIncident } from '../xsoar/incident-updates.js';
 import { closeReasonForState, isClosedState } from './close-reasons.js';
 import { closedInIncydrNotes, describeUpdate, hasNews, noteMarker, updateNote, type UpdateSummary } from './notes.js';
+import { refusalOf, type SyncRefusals } from './refusals.js';
 import type { SyncMetrics } from './sync-metrics.js';
+import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './record-policy.js';
 import type { ClaimedChange, SessionSyncRecord, SyncState } from './sync-state.js';
 import type { UpdateJobData, UpdateSink } from './update-queue.js';
 
@@ -49,6 +52,10 @@ export interface IncidentUpdaterOptions {
   policy: IncidentUpdaterPolicy;
   metrics: SyncMetrics;
   logger: Logger;
+  /** Where refused writes are kept for /readyz (absent: recorded on the session only). */
+  refusals?: Pick<SyncRefusals, 'record' | 'cleared'>;
+  /** When the record of a session closed on both sides may expire; absent: never. */
+  retention?: RecordRetention;
   clock?: () => number;
 }
 
@@ -148,24 +155,57 @@ export class IncidentUpdater {
     for (let change = await this.opts.state.claim(sessionId); change; change = await this.opts.state.claim(sessionId)) {
       await this.apply(change, ctx.log, ctx.signal);
       applied += 1;
+      // Within UPDATE_INTERVAL of this update, the next change waits (the completion re-enqueues it, delayed).
+      if ((await this.opts.sink.delayFor(sessionId)) > 0) break;
     }
     return { applied };
   }
 
+  /**
+   * Applies one change. A write XSOAR refuses (4xx) is recorded on the session and for /readyz before
+   * the failure goes on to the job's outcome.
+   */
   private async apply(change: ClaimedChange, log: Logger, signal: AbortSignal | undefined): Promise<void> {
+    try {
+      await this.applyChange(change, log, signal);
+    } catch (err) {
+      const reason = refusalOf(err);
+      if (reason && !(err instanceof Code42AuthError) && !(err instanceof Code42RequestError)) {
+        const message = (err as Error).message;
+        await this.opts.refusals?.record('to-xsoar', reason, `incident of ${change.sessionId}: ${message}`).catch(() => undefined);
+        await this.opts.state.set(change.sessionId, { refusedToXsoarAt: this.clock(), refusedToXsoarWhat: `update refused (${reason}): ${message}` }).catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
+  private async applyChange(change: ClaimedChange, log: Logger, signal: AbortSignal | undefined): Promise<void> {
     const { state, updates, policy, metrics } = this.opts;
     const { sessionId, session, previous, seq } = change;
     const incidentId = await this.opts.ledger.incidentFor(sessionId);
     if (!incidentId) throw new Error(`session ${sessionId} has no incident in the ledger yet (its create may still be queued); will retry`);
     const record = await state.get(sessionId);
+    // A record left to expire (both sides closed) is in use again.
+    await state.keep(sessionId);
 
     const latest = latestState(session.states);
     const newState = currentState(session) ?? previous.state;
     // An untimed state entry: when the change was noticed is the best time there is.
     const closedAt = latest?.sourceTimestamp ?? change.detectedAt;
-    const stateChanged = newState !== previous.state;
-    // The daemon's own change-state coming back through the poller is nobody's news.
-    const ownState = stateChanged && record.wroteCode42State === newState;
+    // A state set after the last snapshot counts even when it equals the old one (reopened and closed
+    // again between two polls): the state history says so.
+    const stateChanged =
+      newState !== previous.state || (latest?.sourceTimestamp != null && previous.lastUpdated != null && latest.sourceTimestamp > previous.lastUpdated);
+    // The daemon's own change-state coming back through the poller is nobody's news: the same state, and
+    // the history entry the daemon's write made (an analyst setting the same state later adds another).
+    const ownState =
+      stateChanged &&
+      record.wroteCode42State === newState &&
+      (record.wroteCode42Version === undefined || (session.states ?? []).length === record.wroteCode42Version);
+    // The session moved on from the daemon's write: that record no longer names anything. (A change read
+    // before the write, its history shorter than the write's entry, says nothing about it.)
+    const pastOwnWrite = record.wroteCode42Version === undefined || (session.states ?? []).length >= record.wroteCode42Version;
+    if (stateChanged && !ownState && pastOwnWrite && record.wroteCode42State !== undefined) await state.clear(sessionId, ['wroteCode42State', 'wroteCode42At', 'wroteCode42Version']);
     const closedInIncydr = stateChanged && !ownState && isClosedState(newState);
     const severity = currentSeverity(session);
     const oldAlerts = new Set(previous.alertIds);
@@ -185,7 +225,9 @@ export class IncidentUpdater {
 
     let incident = await this.load(sessionId, incidentId, signal);
     const wasClosed = incident.status === INCIDENT_STATUS.done;
-    const reopen = wasClosed && policy.reopenOnNewData && stateChanged && newState === 'OPEN_NEW_DATA';
+    // Reopened only when the new data came after the XSOAR close: a close made later is the newer state, and stays.
+    const closedLater = incident.closed !== null && Date.parse(incident.closed) > closedAt;
+    const reopen = wasClosed && policy.reopenOnNewData && stateChanged && newState === 'OPEN_NEW_DATA' && !closedLater;
     const done: SessionSyncRecord = {};
     const what: string[] = [];
 
@@ -220,13 +262,28 @@ export class IncidentUpdater {
       if (sent) what.push('note');
     }
 
+    // After a crash between the close and its record: the close made under the recorded intent is the daemon's.
+    if (closedInIncydr && incident.status === INCIDENT_STATUS.done && incident.closed && record.xsoarCloseIntentAt !== undefined && record.xsoarClosedByDaemon !== incident.closed) {
+      if (Math.abs(Date.parse(incident.closed) - record.xsoarCloseIntentAt) <= OWN_CLOSE_SLACK_MS) done.xsoarClosedByDaemon = incident.closed;
+    }
     if (closedInIncydr && policy.closeInXsoar && incident.status !== INCIDENT_STATUS.done && latest) {
       const reason = closeReasonForState(newState, policy.stateCloseReasons);
+      // The intent first: a crash after the close still leaves it recognisable as the daemon's own.
+      await state.set(sessionId, { xsoarCloseIntentAt: this.clock() });
       const closed = await updates.close(incidentId, reason, closedInIncydrNotes(newState, latest.userId || 'an Incydr user', closedAt), signal);
       done.xsoarClosedByDaemon = closed.closed ?? '';
+      incident = closed;
       metrics.close('to-xsoar');
       what.push(`closed as ${reason}`);
       log.info({ incidentId, state: newState, closeReason: reason }, 'session closed in Incydr; incident closed');
+    }
+
+    // An Incydr close STATE_SYNC does not carry now is kept, and carried by the state-sync run once it does;
+    // a later state of the session replaces it.
+    if (closedInIncydr && !policy.closeInXsoar && incident.status !== INCIDENT_STATUS.done && latest) {
+      await state.hold(sessionId, { state: newState, user: latest.userId || 'an Incydr user', at: closedAt });
+    } else if (stateChanged && !ownState && record.heldIncydrClose !== undefined) {
+      await state.release(sessionId);
     }
 
     if (ownState) metrics.update('own');
@@ -237,6 +294,13 @@ export class IncidentUpdater {
       ...done,
       ...(what.length > 0 ? { lastToXsoar: this.clock(), lastToXsoarWhat: `${what.join(', ')}: ${describeUpdate(summary) || 'no visible change'}` } : {}),
     });
+    if (done.xsoarClosedByDaemon !== undefined) await state.clear(sessionId, ['xsoarCloseIntentAt']);
+    if (what.length > 0) await this.opts.refusals?.cleared('to-xsoar');
+    // Closed on both sides: the record is kept while the poller can still see the session, then expires.
+    if (incident.status === INCIDENT_STATUS.done && isClosedState(newState)) {
+      const ttl = recordTtl(session.beginTime ?? undefined, this.opts.retention, this.clock());
+      if (ttl !== undefined) await state.expireAfter(sessionId, ttl);
+    }
     if (what.length > 0) log.info({ incidentId, seq, changes: describeUpdate(summary), did: what }, 'incident updated from its session');
   }
 

@@ -10,6 +10,8 @@ export class SyncMetrics {
   private readonly code42Calls: Counter<'endpoint'>;
   private readonly failures: Counter<'reason' | 'final'>;
   private readonly runs: Counter;
+  private readonly refusedWrites: Counter<'direction' | 'reason'>;
+  private readonly notCarried: Counter<'direction' | 'reason'>;
 
   constructor(registry?: Registry) {
     const p = `${METRIC_PREFIX}sync_`;
@@ -48,6 +50,18 @@ export class SyncMetrics {
       help: 'Runs of the periodic state-sync pass (XSOAR closes → Incydr, sweep of pending changes), counted as they start',
       registers,
     });
+    this.refusedWrites = new Counter({
+      name: `${p}refused_writes_total`,
+      help: 'Sync writes the other side refused, by direction (to-code42: change-state, add-note; to-xsoar: close, update, note) and reason (forbidden: the credentials may not write; too_many_notes; not_found: the session or incident is gone; rejected: any other 4xx). The run goes on with the next session',
+      labelNames: ['direction', 'reason'] as const,
+      registers,
+    });
+    this.notCarried = new Counter({
+      name: `${p}not_carried_total`,
+      help: 'State changes not carried because the other side holds a newer state (reason newer_state) or already the same one (reason same_state); a note on the other side says so',
+      labelNames: ['direction', 'reason'] as const,
+      registers,
+    });
     this.failures = new Counter({
       name: `${p}job_failures_total`,
       help: 'Failed update attempts by reason class; final="true" when the job went to the failed set',
@@ -74,6 +88,14 @@ export class SyncMetrics {
 
   code42(endpoint: string, n = 1): void {
     if (n > 0) this.code42Calls.inc({ endpoint }, n);
+  }
+
+  refused(direction: 'to-code42' | 'to-xsoar', reason: string): void {
+    this.refusedWrites.inc({ direction, reason });
+  }
+
+  skipped(direction: 'to-code42' | 'to-xsoar', reason: 'newer_state' | 'same_state'): void {
+    this.notCarried.inc({ direction, reason });
   }
 
   run(): void {

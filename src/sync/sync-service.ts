@@ -26,6 +26,9 @@ import { SyncMetrics } from './sync-metrics.js';
 import { SyncState } from './sync-state.js';
 import { UpdateSink, updateJobPolicy, type UpdateJobData } from './update-queue.js';
 import { XsoarCloseSync, type XsoarCloseSyncResult } from './xsoar-close-sync.js';
+import { RECORD_GRACE_MS, describeSyncPlan, syncDirections, syncWrites } from './sync-plan.js';
+import { SyncRefusals, refusalReadiness } from './refusals.js';
+import type { ReadinessSource } from '../infra/health.js';
 
 export interface SyncServiceOptions {
   config: Config;
@@ -49,6 +52,9 @@ export class SyncService {
   readonly metrics: SyncMetrics;
   readonly closeSync: XsoarCloseSync;
   readonly schedule: ScheduledJob<XsoarCloseSyncResult>;
+  /** Refused writes of the sync, kept for /readyz (the Readiness `sources` option takes `readinessSource`). */
+  readonly refusals: SyncRefusals;
+  readonly readinessSource: ReadinessSource;
   private readonly queue: Queue<UpdateJobData>;
 
   constructor(opts: SyncServiceOptions) {
@@ -57,9 +63,14 @@ export class SyncService {
     this.state = new SyncState(opts.redis, opts.keys.sync);
     this.metrics = new SyncMetrics(opts.registry);
     this.queue = runtime.workQueue<UpdateJobData>(UPDATE_QUEUE, updateJobPolicy(settings.retry));
-    this.sink = new UpdateSink({ queue: this.queue, state: this.state, logger: logger.child({ component: 'sync' }) });
+    this.sink = new UpdateSink({ queue: this.queue, state: this.state, logger: logger.child({ component: 'sync' }), updateIntervalMs: config.sync.updateInterval, ...clock });
     const updates = new IncidentUpdates(opts.xsoar);
     const names = new SessionEnricher({ client: countingNames(opts.code42, this.metrics), includeFiles: false, cacheTtlMs: config.enrich.cacheTtl });
+    // Refused writes (metric, /readyz, status), record expiry, and the start line saying what the sync writes where.
+    this.refusals = new SyncRefusals(opts.redis, config.redis.prefix, this.metrics);
+    this.readinessSource = refusalReadiness(this.refusals, syncDirections(config), 3 * Math.max(config.sync.interval, config.poll.interval));
+    const retention = { deepLookbackMs: config.poll.deepLookback, graceMs: RECORD_GRACE_MS };
+    logger.info({ stateSync: config.sync.stateSync, trackUpdates: config.sync.trackUpdates, writes: syncWrites(config) }, describeSyncPlan(config));
     new IncidentUpdater({
       runtime,
       concurrency: config.worker.concurrency,
@@ -78,6 +89,8 @@ export class SyncService {
         stateCloseReasons: config.sync.stateCloseReasons,
       },
       metrics: this.metrics,
+      refusals: this.refusals,
+      retention,
       logger: logger.child({ component: 'updater' }),
       ...clock,
     });
@@ -95,6 +108,9 @@ export class SyncService {
       intervalMs: config.sync.interval,
       firstLookMs: config.poll.firstFetch,
       metrics: this.metrics,
+      refusals: this.refusals,
+      retention,
+      held: { closeInXsoar: settings.sync.toXsoar, stateCloseReasons: config.sync.stateCloseReasons },
       logger: logger.child({ component: 'state-sync' }),
       ...clock,
     });

@@ -11,6 +11,24 @@ import type { SyncKeys } from '../store/keys.js';
 
 export { syncKeys, type SyncKeys } from '../store/keys.js';
 
+/** An Incydr close kept for later (see SyncState.hold). */
+export interface HeldClose {
+  state: string;
+  user: string;
+  at: number;
+}
+
+/** Reads a held close back; undefined when absent or unreadable. */
+export function parseHeldClose(raw: string | undefined): HeldClose | undefined {
+  if (!raw) return undefined;
+  try {
+    const h = JSON.parse(raw) as Partial<HeldClose>;
+    return typeof h.state === 'string' && typeof h.at === 'number' ? { state: h.state, user: String(h.user ?? 'an Incydr user'), at: h.at } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** A change claimed for applying: one or more change records merged (newest session, oldest "previous"). */
 export interface ClaimedChange {
   sessionId: string;
@@ -36,11 +54,26 @@ export interface SessionSyncRecord {
   lastToCode42What?: string;
   /** Severity (XSOAR scale) the daemon last wrote to the incident. */
   wroteSeverity?: number;
-  /** Incydr state the daemon last set, and when. */
+  /** Incydr state the daemon last set, and when. Cleared once the session's state moves on from it. */
   wroteCode42State?: string;
   wroteCode42At?: number;
+  /**
+   * Length of the session's state history right after the daemon's change-state (read before writing,
+   * plus one): the state history entry that is the daemon's own. A later entry with the same state (an
+   * analyst setting it again) is someone else's.
+   */
+  wroteCode42Version?: number;
   /** `closed` time of the incident when the daemon closed it. */
   xsoarClosedByDaemon?: string;
+  /** When the daemon was about to close the incident (cleared once the close is recorded): a crash in between is recognised by it. */
+  xsoarCloseIntentAt?: number;
+  /** An Incydr close not carried because STATE_SYNC did not allow it then (JSON: state, user, at). */
+  heldIncydrClose?: string;
+  /** The last write the other side refused for this session: when, and what (direction, reason, answer). */
+  refusedToCode42At?: number;
+  refusedToCode42What?: string;
+  refusedToXsoarAt?: number;
+  refusedToXsoarWhat?: string;
   /** `closed` time of the XSOAR close already carried to Incydr. */
   code42CloseSynced?: string;
   /** War-room note protocol: the seq whose note is about to be sent (and when), the last seq whose note is known sent. */
@@ -56,8 +89,36 @@ export interface SessionSyncRecord {
   inflight?: ClaimedChange;
 }
 
-const NUMBER_FIELDS = ['appliedSeq', 'lastToXsoar', 'lastToCode42', 'wroteSeverity', 'wroteCode42At', 'noteIntent', 'noteIntentAt', 'noteSent', 'code42Calls'] as const;
-const STRING_FIELDS = ['lastToXsoarWhat', 'lastToCode42What', 'wroteCode42State', 'xsoarClosedByDaemon', 'code42CloseSynced', 'code42NoteIntent', 'code42NoteSent'] as const;
+const NUMBER_FIELDS = [
+  'appliedSeq',
+  'lastToXsoar',
+  'lastToCode42',
+  'wroteSeverity',
+  'wroteCode42At',
+  'wroteCode42Version',
+  'xsoarCloseIntentAt',
+  'refusedToCode42At',
+  'refusedToXsoarAt',
+  'noteIntent',
+  'noteIntentAt',
+  'noteSent',
+  'code42Calls',
+] as const;
+const STRING_FIELDS = [
+  'lastToXsoarWhat',
+  'lastToCode42What',
+  'wroteCode42State',
+  'xsoarClosedByDaemon',
+  'code42CloseSynced',
+  'code42NoteIntent',
+  'code42NoteSent',
+  'refusedToCode42What',
+  'refusedToXsoarWhat',
+  'heldIncydrClose',
+] as const;
+
+/** Fields of the sync record that can be forgotten (see SyncState.clear). */
+export type ClearableField = (typeof NUMBER_FIELDS)[number] | (typeof STRING_FIELDS)[number];
 
 /**
  * Merges a change record into the session's pending change, unless it is no newer than what is
@@ -166,6 +227,38 @@ export class SyncState {
   async set(sessionId: string, fields: SessionSyncRecord): Promise<void> {
     const encoded = encode(fields);
     if (Object.keys(encoded).length > 0) await this.redis.hset(this.keys.session(sessionId), encoded);
+  }
+
+  /** Forgets fields of the record (the daemon's own-write record once the other side moved on, an intent once done). */
+  async clear(sessionId: string, fields: readonly ClearableField[]): Promise<void> {
+    if (fields.length > 0) await this.redis.hdel(this.keys.session(sessionId), ...fields);
+  }
+
+  /**
+   * Lets the session's record expire `ttlMs` from now (its incident is closed and the session is out
+   * of the poller's reach); any later write to the record makes it permanent again (see `keep`).
+   */
+  async expireAfter(sessionId: string, ttlMs: number): Promise<void> {
+    await this.redis.pexpire(this.keys.session(sessionId), Math.max(1, Math.round(ttlMs)));
+  }
+
+  /** The record is in use again: no expiry. */
+  async keep(sessionId: string): Promise<void> {
+    await this.redis.persist(this.keys.session(sessionId));
+  }
+
+  /** Keeps an Incydr close that STATE_SYNC does not carry now, to carry once it does. */
+  async hold(sessionId: string, close: HeldClose): Promise<void> {
+    await this.redis.multi().hset(this.keys.session(sessionId), 'heldIncydrClose', JSON.stringify(close)).sadd(this.keys.heldCloses, sessionId).exec();
+  }
+
+  /** The held close is carried, or no longer stands (the session was reopened). */
+  async release(sessionId: string): Promise<void> {
+    await this.redis.multi().hdel(this.keys.session(sessionId), 'heldIncydrClose').srem(this.keys.heldCloses, sessionId).exec();
+  }
+
+  async heldSessionIds(): Promise<string[]> {
+    return this.redis.smembers(this.keys.heldCloses);
   }
 
   async countCode42Calls(sessionId: string, calls: number): Promise<void> {

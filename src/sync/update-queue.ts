@@ -32,7 +32,16 @@ export function createUpdateQueue(connection: Redis, prefix: string, policy: Ret
  * instant is picked up by `enqueue` from the worker's completion or by the periodic sweep.
  */
 export class UpdateSink implements SessionChangeSink {
-  constructor(private readonly opts: { queue: Queue<UpdateJobData>; state: SyncState; logger: Logger }) {}
+  constructor(
+    private readonly opts: {
+      queue: Queue<UpdateJobData>;
+      state: SyncState;
+      logger: Logger;
+      /** UPDATE_INTERVAL: a session updated less than this ago waits out the rest, gathering its changes. @defaultValue 0 */
+      updateIntervalMs?: number;
+      clock?: () => number;
+    },
+  ) {}
 
   async emit(change: SessionChange): Promise<void> {
     const stored = await this.opts.state.mergePending(change);
@@ -45,15 +54,34 @@ export class UpdateSink implements SessionChangeSink {
   }
 
   /**
-   * Makes sure the session has an update job. A failed one stays failed (visible in `failed list`)
-   * unless `retryFailed`: the periodic sweep must not retry for ever an update that cannot succeed.
+   * Makes sure the session has an update job. A failed one stays failed (visible in `failed list`) unless
+   * `retryFailed` (a new change may well succeed): the periodic sweep must not retry for ever an update that
+   * cannot succeed. The job waits until UPDATE_INTERVAL has passed since the session's last update, so the
+   * changes of an active session make one update and one note per interval; a state change (a close, a
+   * reopen) never waits, and moves a waiting job forward.
    */
   async enqueue(sessionId: string, opts: { retryFailed?: boolean } = {}): Promise<void> {
     const jobId = updateJobId(sessionId);
-    const job = await this.opts.queue.add('update', { sessionId }, { jobId });
-    if (opts.retryFailed && (await job.getState()) === 'failed') {
+    const delay = await this.delayFor(sessionId);
+    const job = await this.opts.queue.add('update', { sessionId }, { jobId, ...(delay > 0 ? { delay } : {}) });
+    const state = await job.getState();
+    if (state === 'failed' && opts.retryFailed) {
       await job.retry('failed');
       this.opts.logger.info({ alertId: sessionId }, 'a new change of the session retries its failed update');
+    } else if (state === 'delayed' && delay === 0) {
+      // Moved forward: it may have become active meanwhile, which is just as good.
+      await job.promote().catch(() => undefined);
     }
+  }
+
+  /** How long the session's next update waits (0: now): the rest of UPDATE_INTERVAL since its last update, unless its pending change is a state change. */
+  async delayFor(sessionId: string): Promise<number> {
+    const interval = this.opts.updateIntervalMs ?? 0;
+    if (interval <= 0) return 0;
+    const pending = await this.opts.state.pending(sessionId).catch(() => null);
+    if (!pending || pending.kinds.includes('state')) return 0;
+    const { lastToXsoar } = await this.opts.state.get(sessionId);
+    if (lastToXsoar === undefined) return 0;
+    return Math.max(0, lastToXsoar + interval - (this.opts.clock ?? Date.now)());
   }
 }

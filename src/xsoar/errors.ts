@@ -81,3 +81,6 @@ export class XsoarResponseError extends ForwarderError {
     return { nature: 'retry', failure: 'unknown', upstream: 'xsoar' };
   }
 }
+
+/** An XSOAR answer over XSOAR_MAX_RESPONSE_SIZE: refused unread. A search asks again in smaller pages. */
+export class XsoarResponseTooLargeError extends XsoarResponseError {}

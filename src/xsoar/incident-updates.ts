@@ -5,7 +5,7 @@
  * See xsoar-api.md §2.4, §2.5, §2.7, §2.8 and §5.3.
  */
 import { ForwarderError } from '../infra/errors.js';
-import { XsoarRejectedError, XsoarResponseError } from './errors.js';
+import { XsoarRejectedError, XsoarResponseError, XsoarResponseTooLargeError } from './errors.js';
 import type { XsoarClient } from './xsoar-client.js';
 
 /** Incident status numbers (CommonServerPython `IncidentStatus`). */
@@ -226,30 +226,48 @@ export class IncidentUpdates {
   /**
    * Incidents of `type` closed in [from, to], oldest close first, with the structured fields of the
    * swagger's IncidentFilter. Every hit is checked again here (status, close time): a server that
-   * ignores a filter field must not make the daemon act on an open incident.
+   * ignores a filter field must not make the daemon act on an open incident. Pages are small
+   * (SEARCH_PAGE_SIZE) and one whose answer is over XSOAR_MAX_RESPONSE_SIZE is read again as two
+   * half-size pages, down to one incident per page: a few incidents near XSOAR_MAX_BODY never make
+   * the whole search fail. `skipped` counts the hits too large to read even alone.
    */
   async searchClosed(type: string, from: number, to: number, signal?: AbortSignal): Promise<ClosedIncident[]> {
-    const size = 500;
+    return (await this.searchClosedPaged(type, from, to, signal)).incidents;
+  }
+
+  async searchClosedPaged(type: string, from: number, to: number, signal?: AbortSignal): Promise<{ incidents: ClosedIncident[]; skipped: number }> {
     const out = new Map<string, ClosedIncident>();
-    for (let page = 0; page < 1_000; page++) {
-      const answer = await this.client.send('incidents/search', 'incidents.search', {
-        method: 'POST',
-        body: {
-          filter: {
-            type: [type],
-            status: [INCIDENT_STATUS.done],
-            fromClosedDate: new Date(from).toISOString(),
-            toClosedDate: new Date(to).toISOString(),
-            page,
-            size,
-            sort: [{ field: 'closed', asc: true }],
-          },
-        },
-        signal,
-      });
-      const data = (answer as { data?: unknown } | null)?.data;
-      if (data === null || data === undefined) break;
-      if (!Array.isArray(data)) throw new XsoarResponseError('XSOAR search answered without a data list');
+    const filter = (page: number, size: number): Record<string, unknown> => ({
+      type: [type],
+      status: [INCIDENT_STATUS.done],
+      fromClosedDate: new Date(from).toISOString(),
+      toClosedDate: new Date(to).toISOString(),
+      page,
+      size,
+      sort: [{ field: 'closed', asc: true }],
+    });
+    let skipped = 0;
+    // Offsets into the result list; the page size shrinks on a too-large answer and stays small.
+    let size = SEARCH_PAGE_SIZE;
+    for (let offset = 0, rounds = 0; rounds < 100_000; rounds++) {
+      let data: unknown[] | null;
+      try {
+        const answer = await this.client.send('incidents/search', 'incidents.search', { method: 'POST', body: { filter: filter(offset / size, size) }, signal });
+        const raw = (answer as { data?: unknown } | null)?.data;
+        if (raw !== null && raw !== undefined && !Array.isArray(raw)) throw new XsoarResponseError('XSOAR search answered without a data list');
+        data = (raw as unknown[] | null | undefined) ?? null;
+      } catch (err) {
+        if (!(err instanceof XsoarResponseTooLargeError)) throw err;
+        if (size > 1) {
+          size /= 2;
+          continue;
+        }
+        // One incident alone is over the cap: it cannot be read here; the next one can.
+        skipped += 1;
+        offset += 1;
+        continue;
+      }
+      if (!data) break;
       for (const item of data) {
         let inc: LoadedIncident;
         try {
@@ -263,10 +281,14 @@ export class IncidentUpdates {
         out.set(inc.id, inc as ClosedIncident);
       }
       if (data.length < size) break;
+      offset += size;
     }
-    return [...out.values()].sort((a, b) => Date.parse(a.closed) - Date.parse(b.closed));
+    return { incidents: [...out.values()].sort((a, b) => Date.parse(a.closed) - Date.parse(b.closed)), skipped };
   }
 }
+
+/** Incidents per page of the closed-incident search: a power of two, so halving keeps pages aligned. */
+export const SEARCH_PAGE_SIZE = 64;
 
 /** The incident after a write: the server's answer when it is one, else the loaded one with the patch. */
 function answerOrReload(answer: unknown, current: LoadedIncident, patch: NonNullable<IncidentPatch>): LoadedIncident {

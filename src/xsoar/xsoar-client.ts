@@ -3,7 +3,7 @@ import { ResponseTooLargeError, createHttpClient, tlsErrorCode, withBodyLimit, t
 import type { RequestObserver } from '../infra/request-observer.js';
 import { parseUntrustedJson } from '../infra/safe-json.js';
 import { authHeaders, type XsoarCredentials } from './auth.js';
-import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarResponseError, XsoarTlsError, XsoarUnavailableError } from './errors.js';
+import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarResponseError, XsoarResponseTooLargeError, XsoarTlsError, XsoarUnavailableError } from './errors.js';
 import type { IncidentRequest } from './incident-request.js';
 
 export interface XsoarClientOptions extends Omit<HttpClientOptions, 'baseUrl'>, XsoarCredentials {
@@ -143,7 +143,35 @@ export class XsoarClient {
     }
   }
 
+  /**
+   * One page of a search. An answer over XSOAR_MAX_RESPONSE_SIZE (a few incidents near XSOAR_MAX_BODY
+   * each) is asked again as the two half-size pages covering the same hits, down to one incident a page.
+   */
   async search(filter: Record<string, unknown>, signal?: AbortSignal): Promise<FoundIncident[]> {
+    try {
+      return await this.searchOnce(filter, signal);
+    } catch (err) {
+      const size = typeof filter.size === 'number' ? filter.size : 0;
+      if (!(err instanceof XsoarResponseTooLargeError) || size <= 1) throw err;
+      const page = typeof filter.page === 'number' ? filter.page : 0;
+      if (size % 2 === 0) {
+        // The two pages of half the size that cover the same offsets: page*size = (2*page)*half.
+        const half = size / 2;
+        const a = await this.search({ ...filter, size: half, page: 2 * page }, signal);
+        const b = a.length < half ? [] : await this.search({ ...filter, size: half, page: 2 * page + 1 }, signal);
+        return [...a, ...b];
+      }
+      const out: FoundIncident[] = [];
+      for (let offset = page * size; offset < (page + 1) * size; offset++) {
+        const one = await this.search({ ...filter, size: 1, page: offset }, signal);
+        if (one.length === 0) break;
+        out.push(...one);
+      }
+      return out;
+    }
+  }
+
+  private async searchOnce(filter: Record<string, unknown>, signal?: AbortSignal): Promise<FoundIncident[]> {
     const parsed = await this.postJson('incidents/search', 'incidents.search', { filter }, { signal, ambiguousOnFailure: false });
     const data = (parsed as { data?: unknown } | null)?.data;
     if (data === null || data === undefined) return [];
@@ -262,7 +290,7 @@ export function sessionSearchFilters(sessionId: string, name?: string): Array<Re
     { query: `details:${quoted}`, page: 0, size: 10 },
   ];
   // Names repeat across sessions ("Code42 - 3 files …"): take many and keep the one that is ours.
-  if (name) filters.push({ name: [name], page: 0, size: 100, sort: [{ field: 'created', asc: false }] });
+  if (name) filters.push({ name: [name], page: 0, size: 64, sort: [{ field: 'created', asc: false }] });
   return filters;
 }
 
@@ -312,7 +340,7 @@ function retryAfterMs(header: string | string[] | undefined): number {
 function translateError(err: unknown, endpoint: string, ambiguousOnFailure: boolean): Error {
   if (err instanceof ResponseTooLargeError) {
     const message = `XSOAR ${endpoint} refused: ${err.message} (XSOAR_MAX_RESPONSE_SIZE)`;
-    return ambiguousOnFailure ? new XsoarUnavailableError(message, true, undefined, { cause: err }) : new XsoarResponseError(message);
+    return ambiguousOnFailure ? new XsoarUnavailableError(message, true, undefined, { cause: err }) : new XsoarResponseTooLargeError(message);
   }
   if (err instanceof XsoarResponseError) return err;
   if (err instanceof HTTPError) {

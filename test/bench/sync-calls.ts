@@ -20,7 +20,7 @@ import { waitFor } from '../helpers/wait.js';
 const N = Number(process.env.BENCH_SYNC_SESSIONS ?? 200);
 
 async function run(withRuleNames: boolean): Promise<Record<string, number>> {
-  const stack = await startStack({ name: 'bench-sync', env: { STATE_SYNC_INTERVAL: '500ms', POLL_INTERVAL: '200ms', WORKER_CONCURRENCY: '8' } });
+  const stack = await startStack({ name: 'bench-sync', env: { STATE_SYNC_INTERVAL: '500ms', STATE_SYNC: 'both', UPDATE_INTERVAL: '0ms', POLL_INTERVAL: '200ms', WORKER_CONCURRENCY: '8' } });
   const redis = testRedis();
   const daemon = new Daemon({ config: stack.config(), logger: silentLogger() });
   try {

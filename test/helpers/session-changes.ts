@@ -70,7 +70,8 @@ export function escalate(code42: Code42Simulator, id: string, opts: { newEvents:
   code42.updateSession(
     id,
     (s) => {
-      const at = Math.max(...s.states.map((x) => x.sourceTimestamp), ...s.scores.map((x) => x.sourceTimestamp)) + 1000;
+      // Stamped now (as Code42 stamps a new state), and after every earlier entry.
+      const at = Math.max(Date.now(), Math.max(...s.states.map((x) => x.sourceTimestamp), ...s.scores.map((x) => x.sourceTimestamp)) + 1000);
       s.criticalEvents += opts.newEvents;
       s.scores.push({ score: 95, severity: 4, sourceTimestamp: at });
       s.triggeredAlerts.push({ alertId: `${id}-alert-2`, ruleId: opts.ruleId, lessonId: null });

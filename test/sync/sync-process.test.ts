@@ -23,7 +23,7 @@ describe('incident updates in the built daemon', () => {
   });
 
   it('survives a SIGKILL between a note reaching XSOAR and its record: one note per change, no second incident; status shows each session', async () => {
-    stack = await startStack({ name: 'sync-kill', env: { STATE_SYNC_INTERVAL: '500ms', WORKER_LOCK_DURATION: '1s', LOG_LEVEL: 'info' } });
+    stack = await startStack({ name: 'sync-kill', env: { STATE_SYNC_INTERVAL: '500ms', STATE_SYNC: 'both', UPDATE_INTERVAL: '0ms', WORKER_LOCK_DURATION: '1s', LOG_LEVEL: 'info' } });
     const s = stack;
     const ids = seedSessions(s.code42, 10, 'kill', { severity: 3, events: 1 });
     daemon = startDaemon(s.env);

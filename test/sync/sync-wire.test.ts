@@ -109,7 +109,8 @@ describe('sync wire calls against the simulators', () => {
     };
     const config = loadConfig({ env });
     assert.equal(config.sync.trackUpdates, true);
-    assert.equal(config.sync.stateSync, 'both');
+    assert.equal(config.sync.stateSync, 'to-xsoar', 'nothing is written to Code42 unless asked');
+    assert.equal(config.sync.updateInterval, 180_000);
     assert.equal(config.sync.interval, 60_000);
     assert.equal(config.sync.reopenOnNewData, true);
     assert.equal(stateForCloseReason('false positive', config.sync.closeReasonStates), 'CLOSED_FP');

@@ -33,7 +33,8 @@ describe('two-way sync between sessions and incidents', () => {
   });
 
   async function forwarded(n: number, tag: string, env: Record<string, string> = {}, lifecycle = {}): Promise<{ ids: string[]; tracker: ChangeTracker; incidentOf: (id: string) => StoredIncident }> {
-    stack = await startStack({ name: `sync-${tag}`, env: { STATE_SYNC_INTERVAL: '400ms', ...env }, xsoar: { lifecycle } });
+    // Two-way and every change applied as it comes: no longer the defaults (to-xsoar, UPDATE_INTERVAL 3m).
+    stack = await startStack({ name: `sync-${tag}`, env: { STATE_SYNC_INTERVAL: '400ms', STATE_SYNC: 'both', UPDATE_INTERVAL: '0ms', ...env }, xsoar: { lifecycle } });
     const ids = seedSessions(stack.code42, n, tag);
     daemon = new Daemon({ config: stack.config(), logger: silentLogger() });
     await daemon.start();

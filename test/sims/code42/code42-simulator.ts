@@ -409,10 +409,17 @@ export class Code42Simulator {
   private errorRate: number;
   private latencyMs: number;
   private eventsHook: ((sessionId: string) => Promise<void> | void) | undefined;
+  private writeHook: ((endpoint: 'sessions.changeState' | 'sessions.addNote', path: string) => Promise<void> | void) | undefined;
 
   private totalCountMode: TotalCountMode;
   private stateFilter: StateFilterMode;
   private readonly knownStates = new Set<string>(SESSION_STATES);
+  /** 'read-only': the API client may read but not write sessions (change-state and add-note answer 403). */
+  private writeAccess: 'read-write' | 'read-only' = 'read-write';
+  /** Sessions whose add-note answers 400 "too many notes already added to this session" (documented). */
+  private readonly noteLimited = new Set<string>();
+  /** Sessions gone from the tenant: every call naming them answers 404. */
+  private readonly gone = new Set<string>();
   private readonly actorShapes = new Map<string, ActorShape>();
 
   private rateWindowStart = 0;
@@ -738,6 +745,29 @@ export class Code42Simulator {
     this.eventsHook = hook;
   }
 
+  /** A read-only API client: session writes answer 403 before anything is looked at (the role check comes first). */
+  setWriteAccess(access: 'read-write' | 'read-only'): void {
+    this.writeAccess = access;
+  }
+
+  /** The session has as many notes as Code42 takes: add-note answers 400 "too many notes already added to this session". */
+  limitNotes(id: string): void {
+    this.noteLimited.add(id);
+  }
+
+  /** The session is gone (retention, deletion): GET, events, change-state and add-note answer 404 for it. */
+  removeSession(id: string): void {
+    this.gone.add(id);
+  }
+
+  /**
+   * Awaits `hook` before a session write (change-state, add-note) is carried out and answered (`undefined`
+   * removes it): a test kills the client between two writes, then lets the held one through.
+   */
+  onWriteRequest(hook: ((endpoint: 'sessions.changeState' | 'sessions.addNote', path: string) => Promise<void> | void) | undefined): void {
+    this.writeHook = hook;
+  }
+
   // -------------------------------------------------------------------------------------------------------------
   // Observability
 
@@ -783,6 +813,8 @@ export class Code42Simulator {
     try {
       if (endpoint === 'sessions.events' && this.eventsHook) await this.eventsHook(decodeSegment(path.split('/')[3]));
       const body = await readBody(req, 1024 * 1024);
+      // After the body is read: the write has fully arrived, whatever becomes of the client meanwhile.
+      if ((endpoint === 'sessions.changeState' || endpoint === 'sessions.addNote') && this.writeHook) await this.writeHook(endpoint, path);
       reply = await this.process(req, method, path, new URLSearchParams(query), body, endpoint);
     } catch (err) {
       reply = msg(500, `simulator error: ${String(err)}`);
@@ -941,6 +973,12 @@ export class Code42Simulator {
 
   private route(endpoint: Code42Endpoint, path: string, query: URLSearchParams, body = ''): Reply {
     const segments = path.split('/');
+    if ((endpoint === 'sessions.changeState' || endpoint === 'sessions.addNote') && this.writeAccess === 'read-only') {
+      return jsonReply(403, { error: 'Forbidden', message: 'The API client does not have the permission required for this request' });
+    }
+    if (endpoint === 'sessions.get' || endpoint === 'sessions.events' || endpoint === 'sessions.addNote' || (endpoint === 'sessions.changeState' && path !== '/v1/sessions/change-state')) {
+      if (this.gone.has(decodeSegment(segments[3]))) return msg(404, 'Session not found');
+    }
     switch (endpoint) {
       case 'sessions.changeState':
         return this.changeStateRequest(path === '/v1/sessions/change-state' ? undefined : decodeSegment(segments[3]), body);
@@ -1029,7 +1067,7 @@ export class Code42Simulator {
     if (!Array.isArray(ids) || ids.length === 0 || ids.some((x) => typeof x !== 'string')) return msg(400, 'ids must be a non-empty list of session ids');
     if (ids.length > 100) return msg(400, `Too many ids: ${ids.length} (at most 100)`);
     if (typeof req.newState !== 'string' || !this.knownStates.has(req.newState)) return msg(400, `Invalid newState: ${JSON.stringify(req.newState)}`);
-    const unknown = (ids as string[]).filter((id) => !this.byId.get(id)?.wire);
+    const unknown = (ids as string[]).filter((id) => !this.byId.get(id)?.wire || this.gone.has(id));
     if (unknown.length > 0) return msg(404, `Session not found: ${unknown.join(', ')}`);
     for (const id of ids as string[]) this.appendState(id, req.newState, this.clientId);
     return { status: 204, body: '', contentType: JSON_TYPE, headers: {} };
@@ -1046,6 +1084,7 @@ export class Code42Simulator {
     if (typeof content !== 'string' || content.trim() === '') return msg(400, 'noteContent is required');
     if (content.length > 2000) return msg(400, 'noteContent has a 2000 character max limit');
     if (!this.byId.get(id)?.wire) return msg(404, 'Session not found');
+    if (this.noteLimited.has(id)) return msg(400, 'too many notes already added to this session');
     this.updateSession(id, (s) => {
       s.notes = [...(s.notes ?? []), { id: randomUUID(), content, sourceTimestamp: this.clock(), userId: this.clientId }];
     });

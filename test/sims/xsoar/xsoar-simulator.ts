@@ -419,6 +419,9 @@ export class XsoarSimulator {
     return { ...this.counters, byStatus: { ...this.statusCounts } };
   }
 
+  /** Every search answer: the page and size asked, the hits sent and the answer's bytes (how a client pages around its cap). */
+  readonly searchAnswers: Array<{ page: number; size: number; hits: number; bytes: number }> = [];
+
   get requests(): ReadonlyArray<XsoarRequestRecord> {
     return this.records;
   }
@@ -966,7 +969,9 @@ export class XsoarSimulator {
     const size = Math.min(Math.max(spec.size, 0), MAX_SEARCH_SIZE);
     const page = Math.max(spec.page, 0);
     const data = matches.slice(page * size, page * size + size).map((inc) => this.wire(inc));
-    return answer(200, { total: matches.length, data: data.length === 0 && this.opts.emptySearchDataNull ? null : data });
+    const out = { total: matches.length, data: data.length === 0 && this.opts.emptySearchDataNull ? null : data };
+    this.searchAnswers.push({ page, size, hits: data.length, bytes: Buffer.byteLength(JSON.stringify(out)) });
+    return answer(200, out);
   }
 
   private searchable(inc: StoredIncident): SearchableIncident {

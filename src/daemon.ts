@@ -257,7 +257,12 @@ export class Daemon {
       concurrency: config.worker.concurrency,
       queue,
       ledger,
-      enricher: new SessionEnricher({ client, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl }),
+      enricher: new SessionEnricher({
+        client,
+        includeFiles: config.enrich.includeFiles,
+        cacheTtlMs: config.enrich.cacheTtl,
+        eventsKeep: { maxEvents: config.enrich.maxFileEvents, maxBytes: config.xsoar.maxBody },
+      }),
       xsoar,
       mapping: mappingOptions(config),
       status,

@@ -200,7 +200,7 @@ export class IncidentUpdater {
       const names = await this.opts.names.enrich(session);
       let events = eventsFromRawJson(incident.rawJSON);
       if (this.opts.mapping.includeFiles && (!events || change.kinds.includes('events') || summary.newEvents > 0)) {
-        const fetched = await this.opts.code42.getSessionEvents(sessionId);
+        const fetched = await this.opts.code42.getSessionEvents(sessionId, { maxEvents: this.opts.mapping.maxFileEvents, maxBytes: this.opts.mapping.maxBodyBytes });
         code42Calls += 1;
         metrics.code42('sessions.events');
         events = { events: fetched.events, total: Math.max(fetched.totalCount, fetched.events.length) };

@@ -20,6 +20,7 @@ import { PollState } from './poll/poll-state.js';
 import { Poller, type PollerEvents } from './poll/poller.js';
 import { createForwardQueue, forwardJobPolicy } from './jobs/queues.js';
 import { SessionEnricher } from './forward/session-enricher.js';
+import { IdResolver } from './forward/id-resolver.js';
 import { UpstreamStatus, type Upstream } from './guard/upstream-status.js';
 import { CircuitBreaker } from './guard/circuit-breaker.js';
 import { RedisMemoryGuard, isRedisOomError, readRedisMemory } from './guard/redis-memory.js';
@@ -68,6 +69,7 @@ export class Daemon {
   private stateMarker: StateMarker | undefined;
   private forwardQueue: Queue | undefined;
   private worker: ForwardWorker | undefined;
+  private idResolver: IdResolver | undefined;
   private readinessProbe: Readiness | undefined;
   private breaker: CircuitBreaker | undefined;
   private memoryGuard: RedisMemoryGuard | undefined;
@@ -279,6 +281,9 @@ export class Daemon {
     if (this.stopping) return;
     await this.stateMarker.start();
     this.worker.start();
+    // Ids of creates XSOAR accepted without one are looked up apart from the forward jobs.
+    this.idResolver = new IdResolver({ ledger, xsoar, queue, incidentType: config.xsoar.incidentType, settleMs: config.xsoar.searchSettle, logger: logger.child({ component: 'id-resolver' }), events: metrics.workerEvents });
+    this.idResolver.start();
     await this.sync?.start();
     this.scheduler = new PollScheduler({
       connection: this.connect('c42x-poll'),
@@ -384,6 +389,7 @@ export class Daemon {
     this.stateMarker?.stop();
     this.breaker?.stop();
     this.memoryGuard?.stop();
+    if (this.idResolver) await within(this.idResolver.stop(), 2_000);
     const deadline = Date.now() + deadlineMs;
     const left = (): number => deadline - Date.now();
 

@@ -26,12 +26,14 @@ export const LIMITER_MAX = 100_000;
 
 /** What a forward job returns (kept with the completed job). */
 export interface ForwardResult {
-  incidentId: string;
+  /** Null when XSOAR accepted the create without saying which incident it made (`via: 'accepted'`). */
+  incidentId: string | null;
   /**
    * How the incident id was obtained: created; search (an earlier create whose outcome was unknown had
-   * succeeded); resolved (XSOAR accepted the create without the id, a search found it); ledger (already done).
+   * succeeded); resolved (XSOAR accepted the create without the id, a search found it); ledger (already done);
+   * accepted (XSOAR accepted the create without the id: forwarded, the id is looked up apart by the IdResolver).
    */
-  via: 'created' | 'ledger' | 'search' | 'resolved';
+  via: 'created' | 'ledger' | 'search' | 'resolved' | 'accepted';
 }
 
 /** Reason classes for failed jobs and metrics. */
@@ -224,7 +226,7 @@ export class ForwardWorker {
       return { incidentId: entry.incidentId, via: 'ledger' };
     }
     // XSOAR accepted a create already: never create again, only look the incident up.
-    if (entry.accepted) return this.resolveAccepted(sessionId, entry.accepted, job, token, signal, log);
+    if (entry.accepted) return this.acceptedEarlier(sessionId, entry.accepted, job, token, signal, log);
 
     // An earlier create whose outcome is unknown: search before anything else.
     if (entry.inFlight) {
@@ -280,10 +282,32 @@ export class ForwardWorker {
       log.info({ incidentId: id, ...facts }, 'incident created');
       return { incidentId: id, via: 'created' };
     }
-    // A 2xx is a create: recorded as forwarded at once, id or not; the id is then looked up.
+    // A 2xx is a create: recorded as forwarded at once, id or not. The id is looked up apart (IdResolver, many
+    // sessions per search), so this slot is free for the next create instead of waiting out the index lag.
     const accepted: CreateMark = { at: this.clock(), name: incident.name };
     await ledger.markAccepted(sessionId, accepted);
-    log.info(facts, 'XSOAR accepted the incident without its id; looking it up');
+    log.info(facts, 'XSOAR accepted the incident without its id; its id is looked up apart');
+    return { incidentId: null, via: 'accepted' };
+  }
+
+  /**
+   * The job of a session XSOAR accepted earlier runs again (a retry, a crash after the 2xx, or the IdResolver found
+   * nothing within the settle window). Within the window the lookup stays with the IdResolver; past it, one more
+   * search decides: the id, or the failed set.
+   */
+  private async acceptedEarlier(
+    sessionId: string,
+    accepted: CreateMark,
+    job: Job,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+    log: Logger,
+  ): Promise<ForwardResult> {
+    if (this.clock() < accepted.at + this.settleMs) {
+      await this.opts.ledger.awaitId(sessionId, accepted);
+      log.info('XSOAR accepted this session earlier; its id is looked up apart');
+      return { incidentId: null, via: 'accepted' };
+    }
     return this.resolveAccepted(sessionId, accepted, job, token, signal, log);
   }
 
@@ -340,6 +364,7 @@ export class ForwardWorker {
       return { incidentId, via: 'resolved' };
     }
     // Never created again: the operator sees it in the failed set (a retry searches once more, it never creates).
+    await this.opts.ledger.stopAwaitingId(sessionId);
     this.opts.events?.onNotStored?.();
     this.opts.events?.onFailed?.('not_stored', true);
     log.warn({ settleMs: this.settleMs }, NOT_STORED_REASON);

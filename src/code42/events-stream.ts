@@ -62,6 +62,8 @@ export class EventsCollector {
   private bytes = 0;
   private firstToken = true;
   private failure: Error | undefined;
+  /** The answer's content type, for error messages (a proxy's page is not JSON). */
+  contentType: string | undefined;
 
   constructor(
     private readonly keep: EventsKeep,
@@ -70,7 +72,7 @@ export class EventsCollector {
     this.tokenizer.onToken = (token) => {
       if (this.firstToken) {
         this.firstToken = false;
-        if (token.token !== TokenType.LEFT_BRACE) throw new Code42ResponseError(`${this.what}: the answer is not a JSON object`, { field: '(root)' });
+        if (token.token !== TokenType.LEFT_BRACE) throw new Code42ResponseError(`${this.what}: the answer is not a JSON object${this.typeNote()}`, { field: '(root)' });
       }
       this.parser.write(token);
     };
@@ -105,7 +107,11 @@ export class EventsCollector {
   }
 
   private fail(err: Error): void {
-    this.failure ??= err instanceof Code42ResponseError ? err : new Code42ResponseError(`${this.what}: the answer is not valid JSON (${err.message})`, { cause: err });
+    this.failure ??= err instanceof Code42ResponseError ? err : new Code42ResponseError(`${this.what}: the answer is not JSON${this.typeNote()} (${err.message})`, { cause: err });
+  }
+
+  private typeNote(): string {
+    return ` (content-type ${this.contentType ?? 'none'})`;
   }
 
   private take(value: unknown, key: unknown, parent: unknown): void {

@@ -235,7 +235,10 @@ export class IncydrClient {
       };
       const read = (stream: Request): void => {
         const collector = new EventsCollector(keep, what);
-        stream.once('response', (response: PlainResponse) => this.observeStreamed(response));
+        stream.once('response', (response: PlainResponse) => {
+          collector.contentType = response.headers['content-type'];
+          this.observeStreamed(response);
+        });
         stream.on('data', (chunk: Buffer) => {
           if (settled) return;
           try {

@@ -46,21 +46,37 @@ function forbiddenKeyIn(value: unknown, path: string): string | null {
   return null;
 }
 
+interface Frame {
+  kind: 'object' | 'array';
+  /** The key whose value comes next or is being read (objects). */
+  key: string | undefined;
+  /** An object waits for a key (after `{` or `,`). */
+  expectKey: boolean;
+}
+
+const VALUE_START = new Set<TokenType>([TokenType.LEFT_BRACE, TokenType.LEFT_BRACKET, TokenType.STRING, TokenType.NUMBER, TokenType.TRUE, TokenType.FALSE, TokenType.NULL]);
+
 /**
  * Reads GET /v1/sessions/{id}/events as it arrives (`{"queryResult":{"fileEvents":[…],"totalCount":n,…}}`): the
- * first events are kept and validated, every further one is parsed, counted and dropped, so memory holds the kept
- * events and one event at a time whatever the size of the answer. Feed it chunks with `write`, then call `end`.
+ * tokens are followed with a small stack of containers; the first events are built (a TokenParser each), checked
+ * and kept, every further one is only counted as its tokens pass, so memory holds the kept events whatever the
+ * size of the answer, and no object is built for an event that is not kept. Feed it chunks with `write`, then
+ * call `end`.
  */
 export class EventsCollector {
-  private readonly tokenizer = new Tokenizer();
-  private readonly parser = new TokenParser({ paths: ['$.queryResult.fileEvents.*', '$.queryResult.totalCount'], keepStack: false });
+  // Strings gathered in a byte buffer rather than by concatenation (the library's advice for large input).
+  private readonly tokenizer = new Tokenizer({ stringBufferSize: 64 * 1024 });
+  private readonly frames: Frame[] = [];
   private readonly kept: FileEvent[] = [];
   private keptBytes = 0;
   private keeping = true;
+  /** Builds the event being kept, while its tokens pass. */
+  private event: TokenParser | undefined;
   private counted = 0;
   private declaredTotal: number | null = null;
   private bytes = 0;
-  private firstToken = true;
+  private started = false;
+  private done = false;
   private failure: Error | undefined;
   /** The answer's content type, for error messages (a proxy's page is not JSON). */
   contentType: string | undefined;
@@ -69,18 +85,8 @@ export class EventsCollector {
     private readonly keep: EventsKeep,
     private readonly what: string,
   ) {
-    this.tokenizer.onToken = (token) => {
-      if (this.firstToken) {
-        this.firstToken = false;
-        if (token.token !== TokenType.LEFT_BRACE) throw new Code42ResponseError(`${this.what}: the answer is not a JSON object${this.typeNote()}`, { field: '(root)' });
-      }
-      this.parser.write(token);
-    };
+    this.tokenizer.onToken = ({ token, value }) => this.onToken(token, value);
     this.tokenizer.onError = (err) => this.fail(err);
-    this.parser.onError = (err) => this.fail(err);
-    this.parser.onValue = ({ value, key, parent }) => this.take(value, key, parent);
-    // The tokenizer ends the parser at the end of the document; nothing else to do then.
-    this.tokenizer.onEnd = () => undefined;
   }
 
   /** Bytes read so far. */
@@ -89,6 +95,7 @@ export class EventsCollector {
   }
 
   write(chunk: Uint8Array): void {
+    if (this.failure) throw this.failure;
     this.bytes += chunk.byteLength;
     this.tokenizer.write(chunk);
     if (this.failure) throw this.failure;
@@ -99,9 +106,10 @@ export class EventsCollector {
    * far is returned without checking that the document closed.
    */
   end(complete = true): StreamedEvents {
+    if (this.failure) throw this.failure;
     if (complete) {
-      if (this.firstToken) throw new Code42ResponseError(`${this.what}: the answer is empty`, { field: '(root)' });
-      if (!this.parser.isEnded) throw new Code42ResponseError(`${this.what}: the answer ends in the middle of the JSON document`, { field: '(root)' });
+      if (!this.started) throw new Code42ResponseError(`${this.what}: the answer is empty`, { field: '(root)' });
+      if (!this.done) throw new Code42ResponseError(`${this.what}: the answer ends in the middle of the JSON document`, { field: '(root)' });
     }
     return { events: this.kept, counted: this.counted, declaredTotal: this.declaredTotal, bytes: this.bytes };
   }
@@ -114,18 +122,66 @@ export class EventsCollector {
     return ` (content-type ${this.contentType ?? 'none'})`;
   }
 
-  private take(value: unknown, key: unknown, parent: unknown): void {
-    if (key === 'totalCount') {
-      if (value === null) return;
-      if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-        throw new Code42ResponseError(`${this.what}: field queryResult.totalCount: expected a non-negative integer`, { field: 'queryResult.totalCount' });
-      }
-      this.declaredTotal = value;
+  private refuse(message: string, field: string): never {
+    throw new Code42ResponseError(`${this.what}: ${message}`, { field });
+  }
+
+  private onToken(token: TokenType, value: unknown): void {
+    if (this.done) this.refuse(`more data after the JSON document${this.typeNote()}`, '(root)');
+    if (!this.started) {
+      this.started = true;
+      if (token !== TokenType.LEFT_BRACE) this.refuse(`the answer is not a JSON object${this.typeNote()}`, '(root)');
+    }
+    const top = this.frames[this.frames.length - 1];
+    // An object's key: remember it, it names the value that follows.
+    if (top?.kind === 'object' && top.expectKey && token === TokenType.STRING) {
+      top.key = value as string;
+      top.expectKey = false;
+      this.event?.write({ token, value: value as string });
       return;
     }
-    if (!Array.isArray(parent)) {
-      throw new Code42ResponseError(`${this.what}: field queryResult.fileEvents: expected an array`, { field: 'queryResult.fileEvents' });
+    if (VALUE_START.has(token)) this.valueStarts(token, value);
+    if (this.event) {
+      this.event.write({ token, value: value as never });
+      if (this.event.isEnded) this.event = undefined;
     }
+    switch (token) {
+      case TokenType.LEFT_BRACE:
+        this.frames.push({ kind: 'object', key: undefined, expectKey: true });
+        break;
+      case TokenType.LEFT_BRACKET:
+        this.frames.push({ kind: 'array', key: undefined, expectKey: false });
+        break;
+      case TokenType.RIGHT_BRACE:
+      case TokenType.RIGHT_BRACKET:
+        this.frames.pop();
+        if (this.frames.length === 0) this.done = true;
+        break;
+      case TokenType.COMMA:
+        if (top?.kind === 'object') top.expectKey = true;
+        break;
+      default:
+        break;
+    }
+  }
+
+  /** A value begins at the current position: an event, the total, or anything else (passed over). */
+  private valueStarts(token: TokenType, value: unknown): void {
+    const depth = this.frames.length;
+    const [root, result, list] = this.frames;
+    if (depth === 2 && root?.key === 'queryResult' && result?.kind === 'object') {
+      if (result.key === 'totalCount') {
+        if (token === TokenType.NULL) return;
+        if (token !== TokenType.NUMBER || !Number.isInteger(value) || (value as number) < 0) {
+          this.refuse('field queryResult.totalCount: expected a non-negative integer', 'queryResult.totalCount');
+        }
+        this.declaredTotal = value as number;
+      } else if (result.key === 'fileEvents' && token !== TokenType.LEFT_BRACKET && token !== TokenType.NULL) {
+        this.refuse('field queryResult.fileEvents: expected an array', 'queryResult.fileEvents');
+      }
+      return;
+    }
+    if (depth !== 3 || root?.key !== 'queryResult' || result?.kind !== 'object' || result.key !== 'fileEvents' || list?.kind !== 'array') return;
     const index = this.counted;
     this.counted += 1;
     if (!this.keeping) return;
@@ -133,9 +189,15 @@ export class EventsCollector {
       this.keeping = false;
       return;
     }
+    const parser = new TokenParser({ paths: ['$'] });
+    parser.onValue = ({ value: event }) => this.take(event, index);
+    this.event = parser;
+  }
+
+  private take(value: unknown, index: number): void {
     const field = `queryResult.fileEvents[${index}]`;
     const forbidden = forbiddenKeyIn(value, field);
-    if (forbidden) throw new Code42ResponseError(`${this.what}: field ${forbidden}: forbidden key (possible prototype pollution)`, { field: forbidden });
+    if (forbidden) this.refuse(`field ${forbidden}: forbidden key (possible prototype pollution)`, forbidden);
     if (this.keep.maxBytes !== undefined) {
       this.keptBytes += JSON.stringify(value).length;
       if (this.keptBytes > this.keep.maxBytes) {

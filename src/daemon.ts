@@ -21,6 +21,7 @@ import { Poller, type PollerEvents } from './poll/poller.js';
 import { createForwardQueue, forwardJobPolicy } from './jobs/queues.js';
 import { SessionEnricher } from './forward/session-enricher.js';
 import { IdResolver } from './forward/id-resolver.js';
+import { eventsWorthKeeping } from './xsoar/body-budget.js';
 import { UpstreamStatus, type Upstream } from './guard/upstream-status.js';
 import { CircuitBreaker } from './guard/circuit-breaker.js';
 import { RedisMemoryGuard, isRedisOomError, readRedisMemory } from './guard/redis-memory.js';
@@ -263,7 +264,7 @@ export class Daemon {
         client,
         includeFiles: config.enrich.includeFiles,
         cacheTtlMs: config.enrich.cacheTtl,
-        eventsKeep: { maxEvents: config.enrich.maxFileEvents, maxBytes: config.xsoar.maxBody },
+        eventsKeep: eventsWorthKeeping(mappingOptions(config)),
       }),
       xsoar,
       mapping: mappingOptions(config),

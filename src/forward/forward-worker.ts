@@ -4,12 +4,13 @@ import { Code42AuthError, Code42ResponseError } from '../code42/errors.js';
 import type { Logger } from '../infra/logger.js';
 import type { Session } from '../code42/schemas.js';
 import { mapWithinBudget } from '../xsoar/body-budget.js';
-import { MappingError, type MappingOptions } from '../xsoar/incident-mapper.js';
+import { MappingError, type Enrichment, type MappingOptions } from '../xsoar/incident-mapper.js';
 import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarUnavailableError } from '../xsoar/errors.js';
 import type { FoundIncident, XsoarClient } from '../xsoar/xsoar-client.js';
 import { parseForwardJobData, type ForwardJobData } from './job-data.js';
 import { FORWARD_QUEUE } from '../store/keys.js';
-import type { CreateMark, Ledger } from './ledger.js';
+import type { CreateMark, Ledger, LedgerEntry } from './ledger.js';
+import { WorkGate } from './work-gate.js';
 import { OwnershipLostError } from './ownership.js';
 import type { SessionEnricher } from './session-enricher.js';
 import type { Upstream, UpstreamStatus } from '../guard/upstream-status.js';
@@ -93,6 +94,11 @@ export interface ForwardWorkerOptions {
   breaker?: CircuitBreaker;
   /** Pauses this process while Redis refuses writes for memory. */
   memory?: RedisMemoryGuard;
+  /**
+   * Sessions with at least `events` file events kept are mapped and created at most `parallel` at a time in this
+   * process (their create bodies are several MB each). @defaultValue 200 events, 2 at a time
+   */
+  largeCreates?: { events: number; parallel: number };
   /** True once the daemon is stopping: a job aborted then is handed back without using an attempt. */
   shuttingDown?: () => boolean;
   clock?: () => number;
@@ -113,10 +119,12 @@ export class ForwardWorker {
   private readonly running = new Set<Promise<unknown>>();
   /** Collapses repeated identical failure lines into one line with a count. */
   private readonly failureLog: FailureLog;
+  private readonly largeCreateGate: WorkGate;
 
   constructor(private readonly opts: ForwardWorkerOptions) {
     this.clock = opts.clock ?? Date.now;
     this.failureLog = new FailureLog({ logger: opts.logger, clock: this.clock });
+    this.largeCreateGate = new WorkGate(opts.largeCreates?.parallel ?? 1);
   }
 
   start(): void {
@@ -217,7 +225,7 @@ export class ForwardWorker {
   }
 
   private async forward(data: ForwardJobData, job: Job, token: string | undefined, signal: AbortSignal | undefined, log: Logger): Promise<ForwardResult> {
-    const { ledger, xsoar, mapping } = this.opts;
+    const { ledger } = this.opts;
     const { sessionId, session } = data;
 
     const entry = await ledger.lookup(sessionId);
@@ -236,6 +244,23 @@ export class ForwardWorker {
 
     const enrichment = await this.opts.enricher.enrich(session);
     this.opts.status.markOk('code42');
+    // A session with many file events makes a create body of several MB: a few at a time per process.
+    const create = (): Promise<ForwardResult> => this.mapAndCreate(data, entry, enrichment, job, token, signal, log);
+    return enrichment.events.length >= (this.opts.largeCreates?.events ?? 200) ? this.largeCreateGate.run(create) : create();
+  }
+
+  /** Maps the enriched session within the body budget, creates the incident and records the outcome. */
+  private async mapAndCreate(
+    data: ForwardJobData,
+    entry: LedgerEntry,
+    enrichment: Enrichment,
+    job: Job,
+    token: string | undefined,
+    signal: AbortSignal | undefined,
+    log: Logger,
+  ): Promise<ForwardResult> {
+    const { ledger, xsoar, mapping } = this.opts;
+    const { sessionId, session } = data;
     const { incident, body, bytes, eventsShown } = mapWithinBudget(session, enrichment, mapping);
 
     // Redis lost its records (or this is a start without them): an older session may be in XSOAR already. Asked

@@ -11,6 +11,7 @@ import { parseForwardJobData, type ForwardJobData } from './job-data.js';
 import { FORWARD_QUEUE } from '../store/keys.js';
 import type { CreateMark, Ledger, LedgerEntry } from './ledger.js';
 import { WorkGate } from './work-gate.js';
+import { releaseHeap } from './heap-release.js';
 import { OwnershipLostError } from './ownership.js';
 import type { SessionEnricher } from './session-enricher.js';
 import type { Upstream, UpstreamStatus } from '../guard/upstream-status.js';
@@ -246,7 +247,14 @@ export class ForwardWorker {
     this.opts.status.markOk('code42');
     // A session with many file events makes a create body of several MB: a few at a time per process.
     const create = (): Promise<ForwardResult> => this.mapAndCreate(data, entry, enrichment, job, token, signal, log);
-    return enrichment.events.length >= (this.opts.largeCreates?.events ?? 200) ? this.largeCreateGate.run(create) : create();
+    if (enrichment.events.length < (this.opts.largeCreates?.events ?? 200)) return create();
+    return this.largeCreateGate.run(async () => {
+      try {
+        return await create();
+      } finally {
+        releaseHeap();
+      }
+    });
   }
 
   /** Maps the enriched session within the body budget, creates the incident and records the outcome. */

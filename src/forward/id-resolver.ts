@@ -56,7 +56,9 @@ export class IdResolver {
   private readonly clock: () => number;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
-  private stopped = true;
+  private looping = false;
+  /** Set by stop(): a run in progress ends after its current search. */
+  private stopping = false;
   private lastError: string | undefined;
 
   constructor(private readonly opts: IdResolverOptions) {
@@ -64,21 +66,23 @@ export class IdResolver {
   }
 
   start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
+    if (this.looping) return;
+    this.looping = true;
+    this.stopping = false;
     this.schedule();
   }
 
   /** Stops the loop and waits for a run in progress. */
   async stop(): Promise<void> {
-    this.stopped = true;
+    this.looping = false;
+    this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);
   }
 
   private schedule(): void {
-    if (this.stopped) return;
+    if (!this.looping) return;
     this.timer = setTimeout(() => {
       this.running = this.runOnce()
         .then(() => {
@@ -106,7 +110,7 @@ export class IdResolver {
     try {
       const pending = await ledger.awaitingIds(this.opts.maxPerRun ?? 1_000);
       const batch = Math.max(1, this.opts.batchSize ?? 50);
-      for (let i = 0; i < pending.length && !this.stopped; i += batch) {
+      for (let i = 0; i < pending.length && !this.stopping; i += batch) {
         const chunk = pending.slice(i, i + batch);
         const searchedAt = this.clock();
         const found = await this.opts.xsoar.findIncidentsForSessions(

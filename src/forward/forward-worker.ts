@@ -97,7 +97,8 @@ export interface ForwardWorkerOptions {
   memory?: RedisMemoryGuard;
   /**
    * Sessions with at least `events` file events kept are mapped and created at most `parallel` at a time in this
-   * process (their create bodies are several MB each). @defaultValue 200 events, 2 at a time
+   * process (their create bodies are several MB each), and each is followed by a full garbage collection.
+   * @defaultValue 200 events, 1 at a time
    */
   largeCreates?: { events: number; parallel: number };
   /** True once the daemon is stopping: a job aborted then is handed back without using an attempt. */
@@ -245,7 +246,8 @@ export class ForwardWorker {
 
     const enrichment = await this.opts.enricher.enrich(session);
     this.opts.status.markOk('code42');
-    // A session with many file events makes a create body of several MB: a few at a time per process.
+    // A session with many file events makes a create body of several MB: one at a time per process, and its
+    // garbage collected right after (V8 would otherwise let several such creates pile up; see heap-release.ts).
     const create = (): Promise<ForwardResult> => this.mapAndCreate(data, entry, enrichment, job, token, signal, log);
     if (enrichment.events.length < (this.opts.largeCreates?.events ?? 200)) return create();
     return this.largeCreateGate.run(async () => {

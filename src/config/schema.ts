@@ -54,7 +54,7 @@ export const schema = {
       env: 'CODE42_TIMEOUT',
     },
     maxResponseSize: {
-      doc: 'Largest Code42 response body accepted (e.g. 16MB, 512KB); a larger one is refused with an error instead of filling memory',
+      doc: 'Largest Code42 response body accepted (e.g. 16MB, 512KB); a larger one is refused with an error instead of filling memory (the file-events answer is streamed instead: see CODE42_MAX_EVENTS_SIZE)',
       format: 'size',
       default: 16_777_216 as number | string,
       env: 'CODE42_MAX_RESPONSE_SIZE',

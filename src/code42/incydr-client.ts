@@ -263,7 +263,8 @@ export class IncydrClient {
             }
           });
         });
-        stream.once('error', (err: Error) => settle(() => reject(err)));
+        // on, not once: a second error after the first must not go unhandled.
+        stream.on('error', (err: Error) => settle(() => reject(err)));
         stream.once('retry', (_count: number, _error: unknown, createRetryStream: () => Request) => read(createRetryStream()));
       };
       read(this.http.stream(path, { context: { endpoint: 'sessions.events' } }));

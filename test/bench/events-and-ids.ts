@@ -137,12 +137,13 @@ export async function scenario8(opts: BenchOptions, log: (l: string) => void): P
   const sessions = size(2_000, opts.scale, 200);
   const perMin = 1_200;
   const indexLagMs = 3_000;
+  const searchLatencyMs = Number(process.env.BENCH_SEARCH_LATENCY_MS ?? 500);
   const result: ScenarioResult = {
     id: '8',
     title: 'Drain with creates answered without an id',
     setup: {
       sessions,
-      xsoar: `creates answered without the id ('noId'), ${indexLagMs} ms index lag, dbotMirrorId not kept`,
+      xsoar: `creates answered without the id ('noId'), ${indexLagMs} ms index lag, dbotMirrorId not kept, each search answered after ${searchLatencyMs} ms (BENCH_SEARCH_LATENCY_MS)`,
       simulatorRateLimit: `${perMin} requests per fixed 60 s window (oauth included)`,
       daemonCode42RateLimit: `${perMin}/min`,
       timeCompression: 'Incydr allows 120/min (2 sessions/s with files); both limits run at 10x to compress time; the index lag is not compressed',
@@ -154,11 +155,12 @@ export async function scenario8(opts: BenchOptions, log: (l: string) => void): P
     figures: [],
     notes: [],
   };
-  log(`8. drain of ${sessions} sessions, creates answered without an id, ${indexLagMs} ms index lag`);
+  log(`8. drain of ${sessions} sessions, creates answered without an id, ${indexLagMs} ms index lag, ${searchLatencyMs} ms per search`);
   const rig = new Rig();
   try {
     const { redis, sims } = await rig.start({ rateLimit: { requests: perMin, perMs: MIN } });
     sims.xsoar.setMode({ createAnswer: 'noId', indexLagMs, keepDbotMirrorId: false });
+    sims.xsoar.setFaults({ searchLatencyMs });
     const tenant = drainTenant(sessions, { withNames: true, seed: 19 });
     sims.code42.loadTenant(tenant);
     const env = daemonEnv(sims, redis.url, { CODE42_RATE_LIMIT: `${perMin}/min`, WORKER_CONCURRENCY: '8' });

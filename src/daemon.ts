@@ -22,6 +22,8 @@ import { pollerReadMetrics } from './ops/poller-read-metrics.js';
 import { Readiness, type ReadinessReport } from './ops/readiness.js';
 import { PollState } from './poll/poll-state.js';
 import { Poller } from './poll/poller.js';
+import { IdResolver } from './forward/id-resolver.js';
+import { eventsWorthKeeping } from './xsoar/body-budget.js';
 import type { SessionChangeSink } from './poll/session-change.js';
 import { FORWARD_QUEUE, stateKeys, type StateKeys } from './store/keys.js';
 import { SyncService } from './sync/sync-service.js';
@@ -124,16 +126,10 @@ export class Daemon {
       onLossCounted: () => metrics.redisStateLost(),
       ...at,
     });
+    const mapping = mappingOptions(config);
     new ForwardWorker({
-      runtime,
-      queue: forwardQueue,
-      prefix: config.redis.prefix,
-      concurrency: config.worker.concurrency,
-      ledger,
-      enricher: new SessionEnricher({ client: code42, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl }),
-      xsoar,
-      mapping: mappingOptions(config),
-      status,
+      ...{ runtime, queue: forwardQueue, prefix: config.redis.prefix, concurrency: config.worker.concurrency, ledger, xsoar, mapping, status },
+      enricher: new SessionEnricher({ client: code42, includeFiles: config.enrich.includeFiles, cacheTtlMs: config.enrich.cacheTtl, eventsKeep: eventsWorthKeeping(mapping) }),
       searchSettleMs: config.xsoar.searchSettle,
       stateLoss: this.stateMarker,
       logger: logger.child({ component: 'worker' }),
@@ -158,6 +154,9 @@ export class Daemon {
       shouldYield: async () => (await forwardQueue.getWaitingCount()) >= settings.sweepYieldBacklog,
       ...at,
     });
+    // Ids of creates XSOAR accepted without one are looked up apart from the forward jobs, many per search.
+    const ids = new IdResolver({ ledger, xsoar, queue: forwardQueue, incidentType: config.xsoar.incidentType, settleMs: config.xsoar.searchSettle, logger: logger.child({ component: 'id-resolver' }), events: metrics.workerEvents });
+    runtime.scheduled({ name: 'id lookup', scheduleKey: keys.idLookupSchedule, leaseKey: keys.idLookupLock, everyMs: 1_000, run: () => ids.runOnce(), logger: logger.child({ component: 'id-resolver' }) });
     runtime.scheduled({
       name: 'poll',
       scheduleKey: keys.pollSchedule,

@@ -17,6 +17,7 @@ export function createIncydrClient(
     clientSecret: config.code42.clientSecret,
     timeoutMs: config.code42.timeout,
     maxResponseBytes: config.code42.maxResponseSize,
+    maxEventsResponseBytes: config.code42.maxEventsSize,
     caFile: config.code42.caFile,
     proxy: config.proxy.https,
     noProxy: config.proxy.noProxy,

@@ -1,16 +1,16 @@
-import { HTTPError, RequestError, type Got, type Hooks, type Options } from 'got';
+import { HTTPError, RequestError, type Got, type Hooks, type Options, type PlainResponse, type Request } from 'got';
 import { ResponseTooLargeError, createHttpClient, tlsErrorCode, withBodyLimit, type HttpClientOptions } from '../infra/http.js';
 import { ForwarderError } from '../infra/errors.js';
 import type { RequestObserver } from '../infra/request-observer.js';
 import { findForbiddenKey, parseUntrustedJson } from '../infra/safe-json.js';
 import { Code42AuthError, Code42RequestError, Code42ResponseError, Code42TlsError } from './errors.js';
+import { EventsCollector, type EventsKeep } from './events-stream.js';
 import type { OddityListener } from './oddities.js';
 import type { Code42Clock } from './code42-clock.js';
 import type { RequestBudget } from './request-budget.js';
 import {
   ActorSchema,
   RuleSchema,
-  SessionEventsSchema,
   SessionPageSchema,
   SessionSchema,
   parseOrThrow,
@@ -33,6 +33,11 @@ export interface IncydrClientOptions extends Omit<HttpClientOptions, 'baseUrl'> 
   observer?: RequestObserver;
   /** Largest response body accepted. @defaultValue 16 MiB */
   maxResponseBytes?: number;
+  /**
+   * Most bytes of one session's file-events answer read (it is streamed, never held whole): a guard against a
+   * runaway answer; past it the rest is not read and the events counted so far stand. @defaultValue 1 GiB
+   */
+  maxEventsResponseBytes?: number;
   /** GET retries on network errors, 5xx and 429. @defaultValue 4 */
   retryLimit?: number;
   /** Longest Retry-After honoured by waiting; a longer one fails the request. @defaultValue 120 s */
@@ -67,9 +72,16 @@ export interface SessionPage {
 }
 
 export interface SessionEvents {
+  /** The first events of the session (as many as asked to keep). */
   events: FileEvent[];
+  /** How many events Code42 holds for the session: its `totalCount`, or the events counted in the answer. */
   totalCount: number;
+  /** The answer was over the events size cap and not read to its end: `totalCount` is a lower bound. */
+  cut?: boolean;
 }
+
+/** Default of `maxEventsResponseBytes`. */
+export const DEFAULT_MAX_EVENTS_RESPONSE_BYTES = 1024 ** 3;
 
 type Endpoint = 'oauth' | 'sessions.list' | 'sessions.get' | 'sessions.events' | 'actors.get' | 'rules.get';
 
@@ -81,11 +93,16 @@ export class IncydrClient {
   readonly tokens: TokenProvider;
   private readonly http: Got;
   private readonly maxResponseBytes: number;
+  private readonly maxEventsResponseBytes: number;
   private readonly onOddity: OddityListener | undefined;
+  /** Observes a streamed answer (got runs no afterResponse hook for streams). */
+  private readonly observeStreamed: (response: PlainResponse) => void;
 
   constructor(opts: IncydrClientOptions) {
     this.onOddity = opts.onOddity;
     this.maxResponseBytes = opts.maxResponseBytes ?? 16 * 1024 * 1024;
+    this.maxEventsResponseBytes = opts.maxEventsResponseBytes ?? DEFAULT_MAX_EVENTS_RESPONSE_BYTES;
+    this.observeStreamed = (response) => observeResponse(response, opts.observer, opts.serverClock);
     const base = createHttpClient({ ...opts, baseUrl: opts.apiUrl }, {
       retry: {
         limit: opts.retryLimit ?? 4,
@@ -181,13 +198,77 @@ export class IncydrClient {
     return body === null ? null : parseOrThrow(SessionSchema, body, 'session');
   }
 
-  /** GET /v1/sessions/{id}/events; a 404 means the session has no events. */
-  async getSessionEvents(sessionId: string): Promise<SessionEvents> {
-    const body = await this.getJson(`v1/sessions/${encodeURIComponent(sessionId)}/events`, 'sessions.events', undefined, true);
-    if (body === null) return { events: [], totalCount: 0 };
-    const parsed = parseOrThrow(SessionEventsSchema, body, `events of session ${sessionId}`);
-    const events = parsed.queryResult.fileEvents ?? [];
-    return { events, totalCount: parsed.queryResult.totalCount ?? events.length };
+  /**
+   * GET /v1/sessions/{id}/events; a 404 means the session has no events. The answer is streamed: the first
+   * events (`keep`) are kept, the rest only counted, so a session of any size costs the memory of what is kept.
+   */
+  async getSessionEvents(sessionId: string, keep: EventsKeep = { maxEvents: Number.POSITIVE_INFINITY }): Promise<SessionEvents> {
+    const path = `v1/sessions/${encodeURIComponent(sessionId)}/events`;
+    const what = `events of session ${sessionId}`;
+    for (let authRetried = false; ; authRetried = true) {
+      try {
+        const read = await this.streamEvents(path, keep, what);
+        const total = Math.max(read.declaredTotal ?? 0, read.counted);
+        return { events: read.events, totalCount: total, ...(read.cut ? { cut: true } : {}) };
+      } catch (caught) {
+        const err = caught instanceof RequestError && caught.cause instanceof ForwarderError ? caught.cause : caught;
+        // A token can be revoked or expire early: refresh once and repeat the request once (as the hook does
+        // for buffered answers).
+        if (err instanceof HTTPError && err.response.statusCode === 401 && !authRetried) {
+          this.tokens.invalidate(String(err.response.request.options.headers.authorization ?? '').replace(/^Bearer /, ''));
+          continue;
+        }
+        if (translateRequestError(err, 'sessions.events', true) === null) return { events: [], totalCount: 0 };
+      }
+    }
+  }
+
+  /** One streamed read of an events answer, through got's own retries (a retry starts the count over). */
+  private streamEvents(path: string, keep: EventsKeep, what: string): Promise<ReturnType<EventsCollector['end']> & { cut: boolean }> {
+    const cap = this.maxEventsResponseBytes;
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const settle = (fn: () => void): void => {
+        if (settled) return;
+        settled = true;
+        fn();
+      };
+      const read = (stream: Request): void => {
+        const collector = new EventsCollector(keep, what);
+        stream.once('response', (response: PlainResponse) => {
+          collector.contentType = response.headers['content-type'];
+          this.observeStreamed(response);
+        });
+        stream.on('data', (chunk: Buffer) => {
+          if (settled) return;
+          try {
+            collector.write(chunk);
+          } catch (err) {
+            stream.destroy();
+            settle(() => reject(err));
+            return;
+          }
+          if (collector.bytesRead > cap) {
+            // A runaway answer: keep what was read, stop reading.
+            stream.destroy();
+            settle(() => resolve({ ...collector.end(false), cut: true }));
+          }
+        });
+        stream.once('end', () => {
+          settle(() => {
+            try {
+              resolve({ ...collector.end(), cut: false });
+            } catch (err) {
+              reject(err);
+            }
+          });
+        });
+        // on, not once: a second error after the first must not go unhandled.
+        stream.on('error', (err: Error) => settle(() => reject(err)));
+        stream.once('retry', (_count: number, _error: unknown, createRetryStream: () => Request) => read(createRetryStream()));
+      };
+      read(this.http.stream(path, { context: { endpoint: 'sessions.events' } }));
+    });
   }
 
   /** GET /v1/actors/actor/id/{id}; null when unknown. */
@@ -220,25 +301,7 @@ export class IncydrClient {
     } catch (caught) {
       // Errors thrown inside got's hooks (the token refresh) arrive wrapped in a RequestError.
       const err = caught instanceof RequestError && caught.cause instanceof ForwarderError ? caught.cause : caught;
-      if (err instanceof ResponseTooLargeError) {
-        throw new Code42ResponseError(`Code42 ${endpoint} refused: ${err.message} (CODE42_MAX_RESPONSE_SIZE)`, { cause: err });
-      }
-      if (err instanceof HTTPError) {
-        const status = err.response.statusCode;
-        if (status === 404 && notFoundIsNull) return null;
-        if (status === 401 || status === 403) {
-          throw new Code42AuthError(`Code42 refused the request to ${endpoint} with HTTP ${status} even with a fresh token: check the API client's roles`);
-        }
-        const body = String(err.response.body ?? '');
-        const foreignBody = body.trim() !== '' && !isJson(body);
-        const kind = foreignBody ? ` and a ${String(err.response.headers['content-type'] ?? 'non-JSON').split(';')[0]} body (not from the Code42 API: a proxy or load balancer?)` : '';
-        throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed with HTTP ${status}${kind}${describeBody(body)}`, status, { cause: err, foreignBody });
-      }
-      if (err instanceof Code42AuthError || err instanceof Code42RequestError || err instanceof Code42ResponseError) throw err;
-      const certificateError = tlsErrorCode(err);
-      if (certificateError) throw new Code42TlsError(certificateError, { cause: err });
-      const code = err instanceof RequestError ? ` (${err.code})` : '';
-      throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed: ${(err as Error).message}${code}`, undefined, { cause: err });
+      return translateRequestError(err, endpoint, notFoundIsNull);
     }
     let body: unknown;
     try {
@@ -254,6 +317,31 @@ export class IncydrClient {
     if (forbidden) throw new Code42ResponseError(`Code42 ${endpoint} response: field ${forbidden}: forbidden key (possible prototype pollution)`, { field: forbidden });
     return body;
   }
+}
+
+/**
+ * Turns a failed Code42 request into the daemon's error; null for a 404 the caller reads as "none".
+ */
+function translateRequestError(err: unknown, endpoint: Endpoint, notFoundIsNull: boolean): null {
+  if (err instanceof ResponseTooLargeError) {
+    throw new Code42ResponseError(`Code42 ${endpoint} refused: ${err.message} (CODE42_MAX_RESPONSE_SIZE)`, { cause: err });
+  }
+  if (err instanceof HTTPError) {
+    const status = err.response.statusCode;
+    if (status === 404 && notFoundIsNull) return null;
+    if (status === 401 || status === 403) {
+      throw new Code42AuthError(`Code42 refused the request to ${endpoint} with HTTP ${status} even with a fresh token: check the API client's roles`);
+    }
+    const body = String(err.response.body ?? '');
+    const foreignBody = body.trim() !== '' && !isJson(body);
+    const kind = foreignBody ? ` and a ${String(err.response.headers['content-type'] ?? 'non-JSON').split(';')[0]} body (not from the Code42 API: a proxy or load balancer?)` : '';
+    throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed with HTTP ${status}${kind}${describeBody(body)}`, status, { cause: err, foreignBody });
+  }
+  if (err instanceof Code42AuthError || err instanceof Code42RequestError || err instanceof Code42ResponseError) throw err;
+  const certificateError = tlsErrorCode(err);
+  if (certificateError) throw new Code42TlsError(certificateError, { cause: err });
+  const code = err instanceof RequestError ? ` (${err.code})` : '';
+  throw new Code42RequestError(endpoint, `Code42 ${endpoint} failed: ${(err as Error).message}${code}`, undefined, { cause: err });
 }
 
 function isJson(text: string): boolean {
@@ -272,9 +360,31 @@ function describeBody(text: string): string {
   return `: ${trimmed.length > 160 ? `${trimmed.slice(0, 160)}…` : trimmed}`;
 }
 
-/** Hooks shared by the token and API requests: the request budget and per-request metrics. */
+const endpointOf = (options: Options): string => String((options.context as { endpoint?: string }).endpoint ?? 'other');
+
+/** Counts one answer and reads Code42's clock from it. */
+function observeResponse(response: PlainResponse, observer: RequestObserver | undefined, serverClock: Code42Clock | undefined): void {
+  const options = response.request.options;
+  serverClock?.observe(response.headers.date);
+  const startedAt = (options.context as { startedAt?: number }).startedAt;
+  observer?.({
+    upstream: 'code42',
+    endpoint: endpointOf(options),
+    status: response.statusCode,
+    durationMs: response.timings.phases.total ?? (startedAt !== undefined ? Date.now() - startedAt : 0),
+  });
+}
+
+/**
+ * Hooks shared by the token and API requests: the request budget and per-request metrics. A streamed request
+ * gets no afterResponse hook: its error answers are counted where got reports the error, its good one by the
+ * reader (observeResponse).
+ */
 function observingHooks(budget: RequestBudget | undefined, observer: RequestObserver | undefined, serverClock?: Code42Clock): Partial<Hooks> {
-  const endpointOf = (options: Options): string => String((options.context as { endpoint?: string }).endpoint ?? 'other');
+  const errorStatus = (error: RequestError): number | 'error' | null => {
+    if (!error.response) return 'error';
+    return error.options.isStream ? error.response.statusCode : null;
+  };
   return {
     beforeRequest: [
       async (options) => {
@@ -284,29 +394,20 @@ function observingHooks(budget: RequestBudget | undefined, observer: RequestObse
     ],
     afterResponse: [
       (response) => {
-        const options = response.request.options;
-        serverClock?.observe(response.headers.date);
-        observer?.({
-          upstream: 'code42',
-          endpoint: endpointOf(options),
-          status: response.statusCode,
-          durationMs: response.timings.phases.total ?? 0,
-        });
+        observeResponse(response, observer, serverClock);
         return response;
       },
     ],
     beforeRetry: [
       (error) => {
-        if (!error.response) {
-          observer?.({ upstream: 'code42', endpoint: endpointOf(error.options), status: 'error', durationMs: error.timings?.phases.total ?? 0 });
-        }
+        const status = errorStatus(error);
+        if (status !== null) observer?.({ upstream: 'code42', endpoint: endpointOf(error.options), status, durationMs: error.timings?.phases.total ?? 0 });
       },
     ],
     beforeError: [
       (error) => {
-        if (!error.response && !(error.name === 'RetryError')) {
-          observer?.({ upstream: 'code42', endpoint: endpointOf(error.options), status: 'error', durationMs: error.timings?.phases.total ?? 0 });
-        }
+        const status = error.name === 'RetryError' ? null : errorStatus(error);
+        if (status !== null) observer?.({ upstream: 'code42', endpoint: endpointOf(error.options), status, durationMs: error.timings?.phases.total ?? 0 });
         return error;
       },
     ],

@@ -18,6 +18,7 @@ export interface Config {
     rateLimit: number;
     timeout: number;
     maxResponseSize: number;
+    maxEventsSize: number;
     caFile: string | null;
   };
   poll: { interval: number; firstFetch: number; lookback: number; deepLookback: number; sweepInterval: number };

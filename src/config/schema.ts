@@ -54,10 +54,16 @@ export const schema = {
       env: 'CODE42_TIMEOUT',
     },
     maxResponseSize: {
-      doc: 'Largest Code42 response body accepted (e.g. 16MB, 512KB); a larger one is refused with an error instead of filling memory',
+      doc: 'Largest Code42 response body accepted (e.g. 16MB, 512KB); a larger one is refused with an error instead of filling memory (the file-events answer is streamed instead: see CODE42_MAX_EVENTS_SIZE)',
       format: 'size',
       default: 16_777_216 as number | string,
       env: 'CODE42_MAX_RESPONSE_SIZE',
+    },
+    maxEventsSize: {
+      doc: "Most bytes read of one session's file-events answer (streamed, never held whole: only the first MAX_FILE_EVENTS are kept); past it the rest is not read and the incident states the events counted so far",
+      format: 'size',
+      default: 1_073_741_824 as number | string,
+      env: 'CODE42_MAX_EVENTS_SIZE',
     },
     caFile: {
       doc: 'PEM file with the CA certificate(s) that sign the Code42 endpoint (private CA or TLS-inspecting proxy)',

@@ -2,14 +2,16 @@ import { DelayedError, UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type { Logger } from '../infra/logger.js';
 import type { Session } from '../code42/schemas.js';
 import { mapWithinBudget } from '../xsoar/body-budget.js';
-import type { MappingOptions } from '../xsoar/incident-mapper.js';
-import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarUnavailableError } from '../xsoar/errors.js';
+import type { Enrichment, MappingOptions } from '../xsoar/incident-mapper.js';
 import type { FoundIncident, XsoarClient } from '../xsoar/xsoar-client.js';
 import type { FailureClass, Upstream } from '../infra/errors.js';
 import { HandBackError, type JobContext } from '../jobs/job-worker.js';
 import type { JobRuntime } from '../jobs/runtime.js';
 import { parseForwardJobData, type ForwardJobData } from './job-data.js';
+import { afterFailedCreate, firstStep, searchVerdict } from './create-once.js';
 import type { CreateMark, Ledger } from './ledger.js';
+import { WorkGate } from './work-gate.js';
+import { releaseHeap } from './heap-release.js';
 import { OwnershipLostError } from './ownership.js';
 import type { SessionEnricher } from './session-enricher.js';
 import type { UpstreamStatus } from '../guard/upstream-status.js';
@@ -18,12 +20,14 @@ export type { FailureClass };
 
 /** What a forward job returns (kept with the completed job). */
 export interface ForwardResult {
-  incidentId: string;
+  /** Null when XSOAR accepted the create without saying which incident it made (`via: 'accepted'`). */
+  incidentId: string | null;
   /**
    * How the incident id was obtained: created; search (an earlier create whose outcome was unknown had
-   * succeeded); resolved (XSOAR accepted the create without the id, a search found it); ledger (already done).
+   * succeeded); resolved (XSOAR accepted the create without the id, a search found it); ledger (already done);
+   * accepted (XSOAR accepted the create without the id: forwarded, the id is looked up apart by the IdResolver).
    */
-  via: 'created' | 'ledger' | 'search' | 'resolved';
+  via: 'created' | 'ledger' | 'search' | 'resolved' | 'accepted';
 }
 
 /** Failed-set reason of a create XSOAR accepted (2xx) but stored nowhere a search finds within the settle window. */
@@ -70,6 +74,12 @@ export interface ForwardWorkerOptions {
   searchSettleMs?: number;
   /** Detector of lost Redis state: sessions it doubts are searched in XSOAR before any create. */
   stateLoss?: StateLossCheck;
+  /**
+   * Sessions with at least `events` file events kept are mapped and created at most `parallel` at a time in this
+   * process (their create bodies are several MB each), and each is followed by a full garbage collection.
+   * @defaultValue 200 events, 1 at a time
+   */
+  largeCreates?: { events: number; parallel: number };
   clock?: () => number;
 }
 
@@ -80,9 +90,11 @@ export interface ForwardWorkerOptions {
  */
 export class ForwardWorker {
   private readonly clock: () => number;
+  private readonly largeCreateGate: WorkGate;
 
   constructor(private readonly opts: ForwardWorkerOptions) {
     this.clock = opts.clock ?? Date.now;
+    this.largeCreateGate = new WorkGate(opts.largeCreates?.parallel ?? 1);
     opts.runtime.worker<unknown, ForwardResult>({
       queue: opts.queue,
       noun: 'forward',
@@ -120,31 +132,58 @@ export class ForwardWorker {
   }
 
   private async forward(data: ForwardJobData, job: Job, ctx: JobContext): Promise<ForwardResult> {
-    const { ledger, xsoar, mapping } = this.opts;
+    const { ledger } = this.opts;
     const { token, signal, log } = ctx;
     const { sessionId, session } = data;
 
     const entry = await ledger.lookup(sessionId);
-    if (entry.incidentId) {
-      log.info({ incidentId: entry.incidentId }, 'session already forwarded (ledger); nothing to do');
-      return { incidentId: entry.incidentId, via: 'ledger' };
-    }
-    // XSOAR accepted a create already: never create again, only look the incident up.
-    if (entry.accepted) return this.resolveAccepted(sessionId, entry.accepted, job, token, signal, log);
-
-    // An earlier create whose outcome is unknown: search before anything else.
-    if (entry.inFlight) {
-      const found = await this.recoverEarlierCreate(sessionId, entry.inFlight, job, token, signal, log);
-      if (found) return found;
+    const first = firstStep(entry, this.clock(), this.settleMs);
+    switch (first.step) {
+      case 'done':
+        log.info({ incidentId: first.incidentId }, 'session already forwarded (ledger); nothing to do');
+        return { incidentId: first.incidentId, via: 'ledger' };
+      case 'await-id':
+        // XSOAR accepted a create already: never create again; the id is looked up apart.
+        await ledger.awaitId(sessionId, first.accepted);
+        log.info('XSOAR accepted this session earlier; its id is looked up apart');
+        return { incidentId: null, via: 'accepted' };
+      case 'resolve-accepted':
+        // The lookup found nothing within the settle window: one more search decides, the id or the failed set.
+        return this.resolveAccepted(sessionId, first.accepted, job, token, signal, log);
+      case 'search-first': {
+        const found = await this.recoverEarlierCreate(sessionId, first.since, job, token, signal, log);
+        if (found) return found;
+        break;
+      }
+      case 'create':
+        break;
     }
 
     const enrichment = await this.opts.enricher.enrich(session);
     this.opts.status.markOk('code42');
+    // A session with many file events makes a create body of several MB: one at a time per process, and its
+    // garbage collected right after (V8 would otherwise let several such creates pile up; see heap-release.ts).
+    const create = (): Promise<ForwardResult> => this.mapAndCreate(data, first.step === 'create' && first.checkStateLoss, enrichment, job, ctx);
+    if (enrichment.events.length < (this.opts.largeCreates?.events ?? 200)) return create();
+    return this.largeCreateGate.run(async () => {
+      try {
+        return await create();
+      } finally {
+        releaseHeap();
+      }
+    });
+  }
+
+  /** Maps the enriched session within the body budget, creates the incident and records the outcome. */
+  private async mapAndCreate(data: ForwardJobData, checkStateLoss: boolean, enrichment: Enrichment, job: Job, ctx: JobContext): Promise<ForwardResult> {
+    const { ledger, xsoar, mapping } = this.opts;
+    const { token, signal, log } = ctx;
+    const { sessionId, session } = data;
     const { incident, body, bytes, eventsShown } = mapWithinBudget(session, enrichment, mapping);
 
     // Redis lost its records (or this is a start without them): an older session may be in XSOAR already. Asked
     // after enrichment, so the search has the incident's name too.
-    if (!entry.inFlight && !entry.forced && this.opts.stateLoss) {
+    if (checkStateLoss && this.opts.stateLoss) {
       const doubt = await this.opts.stateLoss.doubtFor(session);
       if (doubt) {
         const found = await this.recoverEarlierCreate(sessionId, { at: doubt.at, name: incident.name }, job, token, signal, log);
@@ -177,7 +216,7 @@ export class ForwardWorker {
       // Only a create that certainly did not happen may clear the mark; any other outcome keeps it (its time
       // moved to the end of this attempt, when the incident may have been stored at the latest), so the next
       // attempt searches first. (A failed search must never clear it.)
-      if (certainlyNotCreated(err)) await ledger.clearInFlight(sessionId);
+      if (afterFailedCreate(err) === 'clear-mark') await ledger.clearInFlight(sessionId);
       else await ledger.markInFlight(sessionId, { ...mark, at: this.clock() }).catch(() => undefined);
       throw err;
     }
@@ -188,11 +227,12 @@ export class ForwardWorker {
       log.info({ incidentId: id, ...facts }, 'incident created');
       return { incidentId: id, via: 'created' };
     }
-    // A 2xx is a create: recorded as forwarded at once, id or not; the id is then looked up.
+    // A 2xx is a create: recorded as forwarded at once, id or not. The id is looked up apart (IdResolver, many
+    // sessions per search), so this slot is free for the next create instead of waiting out the index lag.
     const accepted: CreateMark = { at: this.clock(), name: incident.name };
     await ledger.markAccepted(sessionId, accepted);
-    log.info(facts, 'XSOAR accepted the incident without its id; looking it up');
-    return this.resolveAccepted(sessionId, accepted, job, token, signal, log);
+    log.info(facts, 'XSOAR accepted the incident without its id; its id is looked up apart');
+    return { incidentId: null, via: 'accepted' };
   }
 
   /** Searches for an incident an earlier create may have made; records it when found. */
@@ -224,11 +264,17 @@ export class ForwardWorker {
    * the job waits in the delayed set and searches again.
    */
   private async searchSettled(sessionId: string, since: CreateMark, job: Job, token: string | undefined, signal: AbortSignal | undefined): Promise<string | null> {
-    const started = this.clock();
+    const searchStartedAt = this.clock();
     const found = await this.opts.xsoar.findIncidentsForSession(sessionId, this.opts.mapping.incidentType, signal, { name: since.name ?? undefined });
     this.opts.status.markOk('xsoar');
-    if (found.length > 0) return (found[0] as FoundIncident).id;
-    if (started < since.at + this.settleMs) await this.searchLater(since, job, token);
+    const verdict = searchVerdict({ found: (found[0] as FoundIncident | undefined)?.id ?? null, searchStartedAt, since, settleMs: this.settleMs, now: this.clock() });
+    if (verdict.verdict === 'found') return verdict.incidentId;
+    if (verdict.verdict === 'search-again') {
+      // Back to the delayed set until the next search, without spending an attempt.
+      if (!token) throw new Error(`XSOAR search index may lag; searching again in ${verdict.at - this.clock()} ms`);
+      await job.moveToDelayed(verdict.at, token);
+      throw new DelayedError();
+    }
     return null;
   }
 
@@ -248,31 +294,12 @@ export class ForwardWorker {
       return { incidentId, via: 'resolved' };
     }
     // Never created again: the operator sees it in the failed set (a retry searches once more, it never creates).
+    await this.opts.ledger.stopAwaitingId(sessionId);
     this.opts.events?.onNotStored?.();
     this.opts.events?.onFailed?.('not_stored', true);
     log.warn({ settleMs: this.settleMs }, NOT_STORED_REASON);
     throw new UnrecoverableError(NOT_STORED_REASON);
   }
-
-  /** Puts the job back in the delayed set until the next search (without spending an attempt). */
-  private async searchLater(since: CreateMark, job: Job, token: string | undefined): Promise<never> {
-    const now = this.clock();
-    const step = Math.max(250, Math.min(2_000, Math.ceil(this.settleMs / 4)));
-    const wait = Math.max(1, Math.min(step, since.at + this.settleMs - now));
-    if (!token) throw new Error(`XSOAR search index may lag; searching again in ${wait} ms`);
-    await job.moveToDelayed(now + wait, token);
-    throw new DelayedError();
-  }
-}
-
-/** XSOAR's answer proves the create was not carried out. */
-function certainlyNotCreated(err: unknown): boolean {
-  return (
-    err instanceof XsoarRejectedError ||
-    err instanceof XsoarRateLimitedError ||
-    err instanceof XsoarAuthError ||
-    (err instanceof XsoarUnavailableError && !err.ambiguous)
-  );
 }
 
 function sessionOf(job: Job): string {

@@ -23,6 +23,7 @@ const CLAIM = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1`;
 const OWNS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end return 0`;
+const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 function parseMark(value: string | null | undefined): CreateMark | null {
   if (value === null || value === undefined) return null;
@@ -43,12 +44,14 @@ const markValue = (mark: CreateMark): string => JSON.stringify(mark);
  * incident and read before every create. Beside it, an "in flight" mark written just before each
  * create: if a create's outcome is unknown (crash, timeout, lost response, 5xx), the mark survives and
  * the next attempt searches XSOAR before creating again. A create XSOAR accepted without an incident id
- * is "accepted": forwarded, never created again, its id looked up by search.
+ * is "accepted": forwarded, never created again, its id looked up by search (IdResolver, many at a time).
  */
 export class Ledger {
   private readonly inflightKey: string;
   private readonly acceptedKey: string;
   private readonly forcedKey: string;
+  /** Sorted set: accepted sessions whose id is still looked for, scored by acceptance time (see IdResolver). */
+  private readonly awaitingKey: string;
 
   constructor(
     private readonly redis: Redis,
@@ -57,6 +60,7 @@ export class Ledger {
     this.inflightKey = `${keys.ledger}:inflight`;
     this.acceptedKey = `${keys.ledger}:accepted`;
     this.forcedKey = `${keys.ledger}:forced`;
+    this.awaitingKey = `${keys.ledger}:awaiting-id`;
   }
 
   /** The incident id, once known. */
@@ -93,12 +97,64 @@ export class Ledger {
       .hdel(this.inflightKey, sessionId)
       .hdel(this.acceptedKey, sessionId)
       .hdel(this.forcedKey, sessionId)
+      .zrem(this.awaitingKey, sessionId)
       .exec();
   }
 
-  /** XSOAR answered 2xx without an incident id: the session is forwarded; its id is still to be found. */
+  /**
+   * XSOAR answered 2xx without an incident id: the session is forwarded; its id is still to be found, and it joins
+   * the sessions whose id is looked for.
+   */
   async markAccepted(sessionId: string, mark: CreateMark): Promise<void> {
-    await this.redis.multi().hset(this.acceptedKey, sessionId, markValue(mark)).hdel(this.inflightKey, sessionId).exec();
+    await this.redis
+      .multi()
+      .hset(this.acceptedKey, sessionId, markValue(mark))
+      .zadd(this.awaitingKey, mark.at, sessionId)
+      .hdel(this.inflightKey, sessionId)
+      .exec();
+  }
+
+  /** Puts an accepted session (back) among those whose id is looked for, unless it is there already. */
+  async awaitId(sessionId: string, mark: CreateMark): Promise<void> {
+    await this.redis.zadd(this.awaitingKey, 'NX', String(mark.at), sessionId);
+  }
+
+  /** Stops looking for the session's id (XSOAR stored nothing: it is in the failed set). */
+  async stopAwaitingId(sessionId: string): Promise<void> {
+    await this.redis.zrem(this.awaitingKey, sessionId);
+  }
+
+  /**
+   * Up to `limit` accepted sessions whose id is looked for, longest waiting first, with their acceptance marks.
+   * An entry whose accepted mark is gone (recorded or forgotten meanwhile) is dropped from the set.
+   */
+  async awaitingIds(limit: number): Promise<Array<{ sessionId: string; accepted: CreateMark }>> {
+    const ids = await this.redis.zrange(this.awaitingKey, '0', String(Math.max(0, limit - 1)));
+    if (ids.length === 0) return [];
+    const marks = await this.redis.hmget(this.acceptedKey, ...ids);
+    const out: Array<{ sessionId: string; accepted: CreateMark }> = [];
+    const stale: string[] = [];
+    ids.forEach((sessionId, i) => {
+      const accepted = parseMark(marks[i]);
+      if (accepted) out.push({ sessionId, accepted });
+      else stale.push(sessionId);
+    });
+    if (stale.length > 0) await this.redis.zrem(this.awaitingKey, ...stale);
+    return out;
+  }
+
+  /** Sessions whose id is still looked for. */
+  async awaitingIdCount(): Promise<number> {
+    return this.redis.zcard(this.awaitingKey);
+  }
+
+  /** Takes the turn to look ids up (one process of the deployment at a time) for at most `ttlMs`. */
+  async claimIdLookup(token: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(`${this.awaitingKey}:turn`, token, 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX')) === 'OK';
+  }
+
+  async releaseIdLookup(token: string): Promise<void> {
+    await this.redis.eval(RELEASE, 1, `${this.awaitingKey}:turn`, token);
   }
 
   /** Sessions forwarded whose incident id is not known yet. */
@@ -111,7 +167,13 @@ export class Ledger {
    * side): the next create does not look for the old one, even while Redis's records are in doubt.
    */
   async forget(sessionId: string): Promise<void> {
-    await this.redis.multi().hdel(this.keys.ledger, sessionId).hdel(this.acceptedKey, sessionId).hset(this.forcedKey, sessionId, '1').exec();
+    await this.redis
+      .multi()
+      .hdel(this.keys.ledger, sessionId)
+      .hdel(this.acceptedKey, sessionId)
+      .zrem(this.awaitingKey, sessionId)
+      .hset(this.forcedKey, sessionId, '1')
+      .exec();
   }
 
   async markInFlight(sessionId: string, mark: CreateMark): Promise<void> {

@@ -1,4 +1,5 @@
 import { LRUCache } from 'lru-cache';
+import type { EventsKeep } from '../code42/events-stream.js';
 import type { IncydrClient } from '../code42/incydr-client.js';
 import type { Session } from '../code42/schemas.js';
 import type { Enrichment } from '../xsoar/incident-mapper.js';
@@ -6,6 +7,11 @@ import type { Enrichment } from '../xsoar/incident-mapper.js';
 export interface SessionEnricherOptions {
   client: Pick<IncydrClient, 'getActor' | 'getRule' | 'getSessionEvents'>;
   includeFiles: boolean;
+  /**
+   * How many file events to keep of a session (MAX_FILE_EVENTS, and no more JSON than the create body budget);
+   * the rest are counted only. @defaultValue all
+   */
+  eventsKeep?: EventsKeep;
   /** How long a looked-up name stays cached. */
   cacheTtlMs: number;
   /** Most names kept per cache. @defaultValue 20000 */
@@ -41,7 +47,7 @@ export class SessionEnricher {
     const [actorName, ruleNames, events] = await Promise.all([
       this.actorName(session),
       this.ruleNames(session),
-      this.opts.includeFiles ? this.opts.client.getSessionEvents(session.sessionId) : Promise.resolve({ events: [], totalCount: 0 }),
+      this.opts.includeFiles ? this.opts.client.getSessionEvents(session.sessionId, this.opts.eventsKeep) : Promise.resolve({ events: [], totalCount: 0 }),
     ]);
     return { actorName, ruleNames, events: events.events, eventsTotal: Math.max(events.totalCount, events.events.length) };
   }

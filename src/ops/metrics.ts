@@ -65,7 +65,7 @@ export class ForwarderMetrics {
     });
     this.incidents = new Counter({
       name: `${p}incidents_total`,
-      help: 'Sessions forwarded to XSOAR, by how the incident id was obtained: created, search (an earlier ambiguous create had succeeded), ledger (already forwarded)',
+      help: 'Sessions forwarded to XSOAR, by how the incident id was obtained: created, search (an earlier ambiguous create had succeeded), ledger (already forwarded), accepted (XSOAR accepted the create without the id; the id is looked up apart), resolved (found by search later)',
       labelNames: ['via'] as const,
       registers,
     });

@@ -48,6 +48,10 @@ export interface StateKeys {
   stateSyncSchedule: string;
   /** String, PX 5 s renewed while a state sync runs: its lease. */
   stateSyncLock: string;
+  /** Hash, no TTL: when the next lookup of ids XSOAR did not give is due (every second). */
+  idLookupSchedule: string;
+  /** String, PX 5 s renewed while the lookup runs: its lease. */
+  idLookupLock: string;
   /** String, PX 10 s: written by the probe that finds out whether a full Redis accepts writes again. */
   memoryProbe: string;
   /** Keys of the shared Code42 request budget (rate-limiter-flexible, one minute each). */
@@ -99,6 +103,8 @@ export function stateKeys(prefix: string): StateKeys {
     sweep: `${base}:sweep`,
     stateSyncSchedule: `${base}:schedule:state-sync`,
     stateSyncLock: `${base}:state-sync-lock`,
+    idLookupSchedule: `${base}:schedule:id-lookup`,
+    idLookupLock: `${base}:id-lookup-lock`,
     memoryProbe: `${prefix}:memory-probe`,
     code42Budget: `${prefix}:code42-budget`,
     sync: syncKeys(prefix),

@@ -11,6 +11,7 @@ import { currentSeverity, currentState, latestState, type FileEvent, type Sessio
 import type { Logger } from '../infra/logger.js';
 import type { Ledger } from '../forward/ledger.js';
 import type { SessionEnricher } from '../forward/session-enricher.js';
+import { eventsWorthKeeping } from '../xsoar/body-budget.js';
 import { XsoarRejectedError } from '../xsoar/errors.js';
 import { mapSessionToIncident, type MappingOptions } from '../xsoar/incident-mapper.js';
 import { ForwarderError, type ErrorFacts } from '../infra/errors.js';
@@ -235,7 +236,7 @@ export class IncidentUpdater {
       const names = await this.opts.names.enrich(session);
       let events = eventsFromRawJson(incident.rawJSON);
       if (this.opts.mapping.includeFiles && (!events || change.kinds.includes('events') || summary.newEvents > 0)) {
-        const fetched = await this.opts.code42.getSessionEvents(sessionId);
+        const fetched = await this.opts.code42.getSessionEvents(sessionId, eventsWorthKeeping(this.opts.mapping));
         code42Calls += 1;
         metrics.code42('sessions.events');
         events = { events: fetched.events, total: Math.max(fetched.totalCount, fetched.events.length) };

@@ -1,3 +1,4 @@
+import type { EventsKeep } from '../code42/events-stream.js';
 import type { Session } from '../code42/schemas.js';
 import { fileEventRow } from './file-event-rows.js';
 import { mapSessionToIncident, type Enrichment, type MappingOptions } from './incident-mapper.js';
@@ -15,6 +16,9 @@ export interface BudgetedIncident {
 
 const bytesOf = (text: string): number => Buffer.byteLength(text, 'utf8');
 
+/** From this many events on, the body is estimated before it is built. */
+const ESTIMATE_FROM_EVENTS = 100;
+
 /**
  * Maps the session and keeps the create body under `opts.maxBodyBytes`: each file event travels twice (in rawJSON,
  * as an escaped string, and as a grid row), so events beyond the budget are left out, first to last, and the
@@ -28,19 +32,24 @@ export function mapWithinBudget(session: Session, enrichment: Enrichment, opts: 
     const rows = incident.CustomFields.code42fileevents;
     return { incident, body, bytes: bytesOf(body), eventsShown: Array.isArray(rows) ? rows.length : 0, eventsTotal: enrichment.eventsTotal };
   };
-  const full = make();
-  if (full.bytes <= opts.maxBodyBytes || full.eventsShown === 0) return full;
-
-  // Bytes each event adds: its escaped copy in rawJSON plus its grid row, each with a separating comma.
+  const shownAtMost = opts.includeFiles ? Math.min(opts.maxFileEvents, enrichment.events.length) : 0;
+  // A create with many events is several MB: its size is estimated from each event first, so that only the body
+  // that fits is built (a body over the budget built and thrown away would double the memory of a large create).
+  if (shownAtMost < ESTIMATE_FROM_EVENTS) {
+    const full = make();
+    if (full.bytes <= opts.maxBodyBytes || full.eventsShown === 0) return full;
+  }
   const empty = make(0);
   let room = opts.maxBodyBytes - empty.bytes;
   let fits = 0;
-  for (const event of enrichment.events.slice(0, full.eventsShown)) {
+  for (const event of enrichment.events.slice(0, shownAtMost)) {
+    // Bytes each event adds: its escaped copy in rawJSON plus its grid row, each with a separating comma.
     const cost = bytesOf(JSON.stringify(JSON.stringify(event))) - 2 + bytesOf(JSON.stringify(fileEventRow(event))) + 2;
     if (cost > room) break;
     room -= cost;
     fits += 1;
   }
+  if (fits === 0) return empty;
   let fitted = make(fits);
   // The estimate leaves out the longer `details`; step down until the measured body fits.
   while (fitted.bytes > opts.maxBodyBytes && fits > 0) {
@@ -48,4 +57,13 @@ export function mapWithinBudget(session: Session, enrichment: Enrichment, opts: 
     fitted = make(fits);
   }
   return fitted.bytes <= opts.maxBodyBytes ? fitted : empty;
+}
+
+/**
+ * How many file events are worth keeping of a session for its incident: MAX_FILE_EVENTS, and no more JSON than half
+ * the body budget (each event travels at least twice in a create, in rawJSON and as a grid row, so events past that
+ * could never be shown).
+ */
+export function eventsWorthKeeping(opts: Pick<MappingOptions, 'maxFileEvents' | 'maxBodyBytes'>): EventsKeep {
+  return { maxEvents: opts.maxFileEvents, maxBytes: Math.floor(opts.maxBodyBytes / 2) };
 }

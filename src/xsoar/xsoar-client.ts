@@ -130,6 +130,45 @@ export class XsoarClient {
   }
 
   /**
+   * The incidents of many sessions at once, by the same keys as findIncidentsForSession, each form one search for
+   * the whole batch (terms ORed; names as a list): the label query, `dbotMirrorId`, `details`, the exact names.
+   * A form this server answers with 400 is skipped; sessions found by one form are not asked again by the next.
+   * Each hit is checked client-side. One page per form: a session whose incident did not fit is asked again later.
+   */
+  async findIncidentsForSessions(
+    sessions: ReadonlyArray<{ sessionId: string; name?: string | null | undefined }>,
+    incidentType: string,
+    signal?: AbortSignal,
+  ): Promise<Map<string, FoundIncident[]>> {
+    const found = new Map<string, FoundIncident[]>();
+    let remaining = [...sessions];
+    for (const filter of batchSearchFilters()) {
+      if (remaining.length === 0) break;
+      const body = filter(remaining);
+      if (!body) continue;
+      let hits: FoundIncident[];
+      try {
+        hits = await this.search(body, signal);
+      } catch (err) {
+        if (err instanceof XsoarRejectedError && err.statusCode === 400) continue;
+        throw err;
+      }
+      const wanted = new Set(remaining.map((r) => r.sessionId));
+      for (const inc of hits) {
+        if (inc.type && inc.type !== incidentType && inc.type !== 'Unclassified') continue;
+        for (const sessionId of sessionIdsOf(inc)) {
+          if (!wanted.has(sessionId)) continue;
+          const list = found.get(sessionId) ?? [];
+          if (!list.some((i) => i.id === inc.id)) list.push(inc);
+          found.set(sessionId, list);
+        }
+      }
+      remaining = remaining.filter((r) => !found.has(r.sessionId));
+    }
+    return found;
+  }
+
+  /**
    * Whether XSOAR holds any incident this forwarder made (the session label, any value): true, false, or null
    * when this server cannot answer the label query (400).
    */
@@ -292,6 +331,37 @@ export function sessionSearchFilters(sessionId: string, name?: string): Array<Re
   // Names repeat across sessions ("Code42 - 3 files …"): take many and keep the one that is ours.
   if (name) filters.push({ name: [name], page: 0, size: 64, sort: [{ field: 'created', asc: false }] });
   return filters;
+}
+
+type BatchFilter = (sessions: ReadonlyArray<{ sessionId: string; name?: string | null | undefined }>) => Record<string, unknown> | null;
+
+/** The batch forms of sessionSearchFilters: one filter for many sessions. */
+function batchSearchFilters(): BatchFilter[] {
+  const size = (n: number): number => Math.min(1_000, Math.max(10, n * 3));
+  const any = (field: string, list: ReadonlyArray<{ sessionId: string }>): string => list.map((s) => `${field}:${JSON.stringify(s.sessionId)}`).join(' or ');
+  const filters: BatchFilter[] = [
+    (list) => ({ query: `labels.type:${SESSION_LABEL} and (${any('labels.value', list)})`, page: 0, size: size(list.length) }),
+    (list) => ({ query: any('dbotMirrorId', list), page: 0, size: size(list.length) }),
+    (list) => ({ query: any('details', list), page: 0, size: size(list.length) }),
+  ];
+  filters.push((list) => {
+    const names = [...new Set(list.map((s) => s.name).filter((n): n is string => !!n))];
+    // Names repeat across sessions: take many, newest first, and keep those that are ours.
+    return names.length === 0 ? null : { name: names, page: 0, size: 1_000, sort: [{ field: 'created', asc: false }] };
+  });
+  return filters;
+}
+
+/** Every session id an incident carries (dbotMirrorId, the alert id field, the session label, rawJSON). */
+function sessionIdsOf(inc: FoundIncident): Set<string> {
+  const ids = new Set<string>();
+  if (inc.dbotMirrorId) ids.add(inc.dbotMirrorId);
+  const alertId = inc.CustomFields?.code42alertid;
+  if (typeof alertId === 'string') ids.add(alertId);
+  for (const l of inc.labels ?? []) if (l.type === SESSION_LABEL && typeof l.value === 'string') ids.add(l.value);
+  const raw = rawSessionId(inc.rawJSON);
+  if (raw) ids.add(raw);
+  return ids;
 }
 
 function isIncidentFor(inc: FoundIncident, sessionId: string): boolean {

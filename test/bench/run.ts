@@ -27,6 +27,7 @@ import {
   type ScenarioResult,
 } from './scenarios.js';
 import { scenario6 } from './steady-state.js';
+import { scenario7, scenario8 } from './events-and-ids.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const RESULTS = join(ROOT, 'bench', 'results.json');
@@ -50,6 +51,8 @@ const SCENARIOS: Record<string, (o: BenchOptions, l: (s: string) => void) => Pro
   '4': (o, l) => scenario4(o, l),
   '5': (o, l) => scenario5(o, l),
   '6': (o, l) => scenario6(o, l),
+  '7': (o, l) => scenario7(o, l),
+  '8': (o, l) => scenario8(o, l),
 };
 
 function rerunOf(key: RerunKey, o: BenchOptions): Promise<ScenarioResult> {
@@ -108,7 +111,7 @@ async function main(): Promise<number> {
   const scale = envNumber('BENCH_SCALE', 1);
   const onlyRaw = process.env.BENCH_ONLY?.trim();
   const only = onlyRaw ? onlyRaw.split(',').map((s) => s.trim()).filter(Boolean) : Object.keys(SCENARIOS);
-  for (const id of only) if (!SCENARIOS[id]) throw new Error(`BENCH_ONLY: unknown scenario ${id} (1..6)`);
+  for (const id of only) if (!SCENARIOS[id]) throw new Error(`BENCH_ONLY: unknown scenario ${id} (1..8)`);
   const profileMode = (process.env.BENCH_PROFILE ?? 'auto').trim();
   const profileScale = envNumber('BENCH_PROFILE_SCALE', scale / 2);
 

@@ -95,14 +95,14 @@ export interface BenchOptions {
   nodeArgs?: string[];
 }
 
-const MIN = 60_000;
+export const MIN = 60_000;
 const HOUR = 60 * MIN;
 
-function size(full: number, scale: number, min: number): number {
+export function size(full: number, scale: number, min: number): number {
   return Math.max(min, Math.round(full * scale));
 }
 
-const round = (n: number, digits = 1): number => {
+export const round = (n: number, digits = 1): number => {
   const f = 10 ** digits;
   return Math.round(n * f) / f;
 };
@@ -112,7 +112,7 @@ const round = (n: number, digits = 1): number => {
  * began 3–12 h ago: the first poll (FIRST_FETCH 1 d) reads them all, later polls (2 h look-back) read
  * none again, so every list call after the first poll is one empty page.
  */
-function drainTenant(sessions: number, extra: Partial<TenantOptions> = {}): GeneratedTenant {
+export function drainTenant(sessions: number, extra: Partial<TenantOptions> = {}): GeneratedTenant {
   const now = Date.now();
   return generateTenant({
     sessions,
@@ -139,7 +139,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[i] as number;
 }
 
-interface IncidentStats {
+export interface IncidentStats {
   stored: number;
   distinct: number;
   duplicates: number;
@@ -147,7 +147,7 @@ interface IncidentStats {
   firstCreatedAt: number;
 }
 
-function incidentStats(sims: Sims): IncidentStats {
+export function incidentStats(sims: Sims): IncidentStats {
   const all = storedIncidents(sims.xsoar);
   const ids = new Set<string>();
   let last = 0;
@@ -172,14 +172,14 @@ async function commandStats(redis: BenchRedis): Promise<Record<string, number>> 
   return Object.fromEntries(out.sort((a, b) => b[1] - a[1]));
 }
 
-function firstCode42Request(sims: Sims): number {
+export function firstCode42Request(sims: Sims): number {
   let first = Infinity;
   for (const r of sims.code42.requests) if (r.at < first) first = r.at;
   return first;
 }
 
 /** Throws when a daemon died while the bench waits for it. */
-function checkAlive(daemons: BenchDaemon[]): void {
+export function checkAlive(daemons: BenchDaemon[]): void {
   for (const d of daemons) {
     if (d.child.exitCode !== null || d.child.signalCode !== null) {
       throw new Error(`daemon ${d.label} exited (${d.child.exitCode ?? d.child.signalCode}) during the run:\n${d.logTail()}`);
@@ -188,7 +188,7 @@ function checkAlive(daemons: BenchDaemon[]): void {
 }
 
 /** Everything one run holds; `close` stops it all and is safe to call twice. */
-class Rig {
+export class Rig {
   redis: BenchRedis | undefined;
   sims: Sims | undefined;
   daemons: BenchDaemon[] = [];

@@ -16,7 +16,8 @@ import { uniquePrefix } from '../helpers/redis.js';
 import { CODE42_CLIENT_ID, CODE42_CLIENT_SECRET, XSOAR_API_KEY } from '../helpers/stack.js';
 import { waitFor } from '../helpers/wait.js';
 import { onCleanup } from '../helpers/cleanup.js';
-import { forwardJobId } from '../../src/store/keys.js';
+import { forwardJobId, stateKeys } from '../../src/store/keys.js';
+import { Ledger } from '../../src/forward/ledger.js';
 
 /** Scales scenario sizes: FAULTS_SCALE=0.5 halves sessions and fault counts (for quick runs). */
 export const SCALE = Number(process.env.FAULTS_SCALE ?? '1') || 1;
@@ -171,6 +172,14 @@ export class FaultRun {
       this.env.REDIS_URL,
     ).catch(() => undefined);
     await waitForDrain(this.prefix, () => true, 30_000, this.env.REDIS_URL).catch(() => undefined);
+    // Jobs end at an id-less 2xx: the ids are looked up apart, through the index lag.
+    const redis = new Redis(this.env.REDIS_URL as string, { maxRetriesPerRequest: 3 });
+    try {
+      const ledger = new Ledger(redis, stateKeys(this.prefix));
+      await waitFor(async () => (await ledger.awaitingIdCount()) === 0, { timeoutMs: 30_000, intervalMs: 100, what: 'every incident id looked up' }).catch(() => undefined);
+    } finally {
+      redis.disconnect();
+    }
   }
 
   async report(): Promise<FaultReport> {

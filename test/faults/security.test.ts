@@ -404,8 +404,8 @@ describe('security faults', () => {
     );
   });
 
-  it('a Code42 response over CODE42_MAX_RESPONSE_SIZE is refused: that session fails, the others arrive, memory stays low', async (t) => {
-    const run = await start({ name: 'size-code42', env: { CODE42_MAX_RESPONSE_SIZE: '4MB' } });
+  it('a Code42 response over CODE42_MAX_RESPONSE_SIZE is refused and an events answer over CODE42_MAX_EVENTS_SIZE is read no further: memory stays low', async (t) => {
+    const run = await start({ name: 'size-code42', env: { CODE42_MAX_RESPONSE_SIZE: '4MB', CODE42_MAX_EVENTS_SIZE: '4MB' } });
     run.addSessions(scaled(10));
     // About 10 MB of file events behind one session (each event padded with a long directory path).
     const rnd = mulberry32(99);
@@ -416,6 +416,10 @@ describe('security faults', () => {
     run.code42.addSession({ sessionId: bigId, beginTime: Date.now() - 5 * MIN }, { events });
     const bodyBytes = Buffer.byteLength(JSON.stringify(events));
     assert.ok(bodyBytes > 9 * 1024 * 1024, `events body is ${bodyBytes} bytes`);
+    // An actor answer of about 5 MB: buffered answers are refused over CODE42_MAX_RESPONSE_SIZE.
+    const hugeActorSession = 'size-code42-huge-actor';
+    run.code42.addActor({ actorId: 'huge-actor', name: 'n'.repeat(5 * 1024 * 1024) });
+    run.code42.addSession({ sessionId: hugeActorSession, beginTime: Date.now() - 5 * MIN, actorId: 'huge-actor' });
 
     const daemon = await run.startDaemon(0);
     const rss = rssSampler(daemon);
@@ -423,17 +427,22 @@ describe('security faults', () => {
     const peakMb = rss.stop();
     await run.stopDaemon(0, 'SIGTERM');
     const report = await run.report();
-    assert.deepEqual(report.missing, [bigId], FaultRun.summary('size-code42', report));
+    assert.deepEqual(report.missing, [hugeActorSession], FaultRun.summary('size-code42', report));
     assert.equal(report.duplicates, 0);
     assert.equal(report.failed.length, 1);
     const reason = report.failed[0]?.reason ?? '';
-    assert.equal(sessionIdFromJobId(report.failed[0]?.id ?? ''), bigId);
-    assert.match(reason, /^Code42 sessions\.events refused: response body is over the 4 MB limit \(CODE42_MAX_RESPONSE_SIZE\)$/);
+    assert.equal(sessionIdFromJobId(report.failed[0]?.id ?? ''), hugeActorSession);
+    assert.match(reason, /^Code42 actors\.get refused: response body is over the 4 MB limit \(CODE42_MAX_RESPONSE_SIZE\)$/);
     const listed = JSON.parse((await runCli(['failed', 'list', '--json'], run.env)).stdout) as Array<{ sessionId: string; reason: string }>;
-    assert.ok(listed.some((e) => e.sessionId === bigId && e.reason === reason), JSON.stringify(listed));
+    assert.ok(listed.some((e) => e.sessionId === hugeActorSession && e.reason === reason), JSON.stringify(listed));
+    // The events answer was read up to the cap: the session arrived, stating the events counted by then.
+    const big = run.xsoar.incidentsByMirrorId(bigId)[0];
+    const raw = JSON.parse(big?.rawJSON ?? '{}') as { fileevents_total?: number; fileevents_shown?: number };
+    assert.ok((raw.fileevents_total ?? 0) > 0 && (raw.fileevents_total ?? 0) < 3_000, `events counted before the cap: ${raw.fileevents_total}`);
+    assert.ok((raw.fileevents_shown ?? 0) > 0);
     assert.ok(peakMb > 0 && peakMb < 300, `daemon peak RSS ${peakMb} MB`);
     t.diagnostic(
-      `SECURITY size-code42: ${(bodyBytes / 1024 / 1024).toFixed(1)} MB events body refused at 4 MB ("${reason}"); ${report.got}/${report.expected - 1} other sessions arrived; daemon peak RSS ${peakMb} MB`,
+      `SECURITY size-code42: 5 MB actor answer refused at 4 MB ("${reason}"); ${(bodyBytes / 1024 / 1024).toFixed(1)} MB events answer read up to 4 MB (${raw.fileevents_total} events counted, ${raw.fileevents_shown} shown); ${report.got}/${report.expected - 1} other sessions arrived; daemon peak RSS ${peakMb} MB`,
     );
   });
 

@@ -40,6 +40,8 @@ describe('creates XSOAR accepts without an incident id', () => {
         const failed = await runCli(['failed', 'list'], stack.env);
         assert.match(failed.stdout, /session\(s\) forwarded whose XSOAR incident id is not known yet/);
         await waitForDrain(stack.prefix);
+        // The jobs end at the 2xx; the ids are looked up apart, after the index caught up.
+        await waitFor(async () => (await ledger.acceptedCount()) === 0, { timeoutMs: 20_000, what: 'every id found' });
         const incidents = stack.xsoar.incidents();
         assert.equal(incidents.length, 6, 'one incident per session');
         for (const inc of incidents) assert.equal(await ledger.incidentFor(inc.CustomFields.code42alertid as string), inc.id, 'the ledger has the id the search found');

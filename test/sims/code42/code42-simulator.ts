@@ -7,6 +7,7 @@
  * (not for oauth), bearer token, route. Every request is counted in stats() with the status it finally got.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { SimServer, mulberry32, readBody, sendText, sleep } from '../http-kit.js';
 import {
@@ -144,7 +145,18 @@ interface Reply {
   body: string;
   contentType: string;
   headers: Record<string, string>;
+  /** Writes the body piece by piece instead of `body` (a large answer is never built as one string). */
+  stream?: (res: ServerResponse) => Promise<void>;
 }
+
+/** A session whose events answer is generated as it is sent (see serveManyEvents). */
+interface ManyEvents {
+  count: number;
+  /** Event JSON texts, each with EVENT_ID_MARK where its event id goes; cycled through. */
+  samples: string[];
+}
+
+const EVENT_ID_MARK = '__sim_event_id__';
 
 interface SessionEntry {
   seq: number;
@@ -410,6 +422,7 @@ export class Code42Simulator {
   private latencyMs: number;
   private eventsHook: ((sessionId: string) => Promise<void> | void) | undefined;
   private writeHook: ((endpoint: 'sessions.changeState' | 'sessions.addNote', path: string) => Promise<void> | void) | undefined;
+  private readonly manyEvents = new Map<string, ManyEvents>();
 
   private totalCountMode: TotalCountMode;
   private stateFilter: StateFilterMode;
@@ -669,6 +682,19 @@ export class Code42Simulator {
     return entry ? (JSON.parse(entry.json) as unknown) : undefined;
   }
 
+  /**
+   * Serves `count` file events for the session (they replace its stored events in the events answer), generated
+   * while the answer is written, in 64 KB pieces with backpressure: 100,000 events cost the simulator the
+   * samples, not a 200 MB string. Event i is `samples[i % samples.length]` with `event.id` `ev-<i>`.
+   */
+  serveManyEvents(sessionId: string, count: number, samples: readonly FileEventV2[]): void {
+    if (samples.length === 0) throw new Error('serveManyEvents: at least one sample event');
+    this.manyEvents.set(sessionId, {
+      count,
+      samples: samples.map((e) => JSON.stringify({ ...e, event: { ...e.event, id: EVENT_ID_MARK } })),
+    });
+  }
+
   /** The session's file events in their tidy form. */
   eventsOf(id: string): FileEventV2[] {
     const entry = this.byId.get(id);
@@ -828,7 +854,13 @@ export class Code42Simulator {
 
     if (res.destroyed) return;
     // Code42's clock as the client can read it (whole seconds, like the real header).
-    sendText(res, reply.status, reply.body, reply.contentType, { date: new Date(this.clock()).toUTCString(), ...reply.headers });
+    const date = new Date(this.clock()).toUTCString();
+    if (reply.stream) {
+      res.writeHead(reply.status, { 'content-type': reply.contentType, date, ...reply.headers });
+      await reply.stream(res).catch(() => res.destroy());
+      return;
+    }
+    sendText(res, reply.status, reply.body, reply.contentType, { date, ...reply.headers });
   }
 
   private async process(
@@ -995,6 +1027,8 @@ export class Code42Simulator {
         const id = decodeSegment(segments[3]);
         const entry = this.visibleEntry(id);
         if (!entry) return msg(404, 'Session not found');
+        const many = this.manyEvents.get(id);
+        if (many) return { status: 200, body: '', contentType: JSON_TYPE, headers: {}, stream: (res) => writeManyEvents(res, many) };
         if (entry.eventCount === 0) return msg(404, `No alerts or file events found for session ${id}`);
         const body = `{"queryResult":{"fileEvents":${entry.eventsJson},"nextPgToken":"","problems":null,"totalCount":${entry.eventCount}}}`;
         return { status: 200, body, contentType: JSON_TYPE, headers: {} };
@@ -1158,4 +1192,24 @@ export class Code42Simulator {
     this.listCache = { key, version: this.version, validUntil, matching: sorted };
     return sorted;
   }
+}
+
+/** Writes a ManyEvents answer with backpressure; stops when the client goes away. */
+async function writeManyEvents(res: ServerResponse, many: ManyEvents): Promise<void> {
+  const write = async (text: string): Promise<boolean> => {
+    if (res.destroyed || res.writableEnded) return false;
+    if (!res.write(text)) await once(res, 'drain').catch(() => undefined);
+    return !res.destroyed;
+  };
+  if (!(await write('{"queryResult":{"fileEvents":['))) return;
+  let piece = '';
+  for (let i = 0; i < many.count; i++) {
+    piece += (i > 0 ? ',' : '') + (many.samples[i % many.samples.length] as string).replace(EVENT_ID_MARK, `ev-${i}`);
+    if (piece.length >= 65_536) {
+      if (!(await write(piece))) return;
+      piece = '';
+    }
+  }
+  if (!(await write(`${piece}],"nextPgToken":"","problems":null,"totalCount":${many.count}}}`))) return;
+  res.end();
 }

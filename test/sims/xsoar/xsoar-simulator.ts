@@ -76,6 +76,8 @@ export interface XsoarFaults {
   slowMs?: number;
   /** Added to every answer. */
   latencyMs?: number;
+  /** Added to every search answer besides latencyMs (a real server's search is slower than its other calls). */
+  searchLatencyMs?: number;
 }
 
 export interface XsoarLabel {
@@ -458,6 +460,7 @@ export class XsoarSimulator {
 
     const answer = async (status: number, body: unknown, headers: Record<string, string> = {}): Promise<void> => {
       if (this.faults.latencyMs) await this.wait(this.faults.latencyMs, res);
+      if (this.faults.searchLatencyMs && route.endpoint === 'search') await this.wait(this.faults.searchLatencyMs, res);
       if (res.destroyed || res.writableEnded || !res.socket || res.socket.destroyed) return this.finish(record, 0);
       if (typeof body === 'string' && headers['content-type'] !== undefined) {
         const { 'content-type': contentType, ...rest } = headers;

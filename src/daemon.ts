@@ -29,6 +29,7 @@ import type { XsoarClient } from './xsoar/xsoar-client.js';
 import type { SessionChangeSink } from './poll/session-change.js';
 import { SyncService } from './sync/sync-service.js';
 import { mappingOptions } from './xsoar/mapping-options.js';
+import { packageVersion } from './cli/version.js';
 
 /** A session id no alert has: the probes ask for it, and any answer (even "not found") means "up". */
 const PROBE_SESSION_ID = 'c42x-upstream-probe';
@@ -123,7 +124,7 @@ export class Daemon {
   async start(): Promise<void> {
     const { config, logger } = this.opts;
     const metrics = this.metrics;
-    logger.info({ config: describeConfig(config) }, 'starting');
+    logger.info({ version: packageVersion(), node: process.version, config: describeConfig(config) }, 'starting');
     const state = this.connect('c42x-state');
     this.watchRedis(state);
     const queueConnection = this.connect('c42x-queue');

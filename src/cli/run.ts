@@ -4,6 +4,8 @@ import { Daemon } from '../daemon.js';
 import { createLogger } from '../infra/logger.js';
 import { ForwarderMetrics } from '../ops/metrics.js';
 import { OpsServer } from '../ops/ops-server.js';
+import { createXsoarClient } from '../upstreams.js';
+import { checkIncidentType } from './deployment-checks.js';
 
 /** Shutdown must finish inside Kubernetes' default 30 s grace period. */
 const SHUTDOWN_DEADLINE_MS = 25_000;
@@ -51,6 +53,12 @@ export async function runCommand(config: Config, env: Record<string, string | un
   process.stdout.on('error', () => undefined);
 
   await ops.start();
+  // Said once at start, without holding it up: XSOAR may well be down right now.
+  void checkIncidentType(createXsoarClient(config), config, 15_000).then((line) => {
+    if (line.level === 'fail') logger.error({ incidentType: config.xsoar.incidentType }, line.detail);
+    else if (line.level === 'warn') logger.warn({ incidentType: config.xsoar.incidentType }, line.detail);
+    else logger.info({ incidentType: config.xsoar.incidentType }, `XSOAR incident type ${config.xsoar.incidentType} exists`);
+  });
   try {
     await daemon.start();
   } catch (err) {

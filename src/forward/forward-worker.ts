@@ -41,7 +41,8 @@ export type FailureClass = 'invalid_input' | 'xsoar_rejected' | 'auth' | 'transi
 export const NOT_STORED_REASON = 'accepted by XSOAR but no incident stored (pre-process rule?)';
 
 export interface ForwardWorkerEvents {
-  onForwarded?(result: ForwardResult, durationMs: number): void;
+  /** visibleAt: when the poller read the session from Code42 (epoch ms). */
+  onForwarded?(result: ForwardResult, durationMs: number, visibleAt?: number): void;
   onFailed?(failure: FailureClass, final: boolean): void;
   onRateLimited?(upstream: Upstream, waitMs: number): void;
   /** XSOAR accepted a create but no incident was found within the settle window. */
@@ -195,7 +196,7 @@ export class ForwardWorker {
     if (this.opts.breaker?.isOpen()) throw await this.pauseQueue(this.opts.queue, this.opts.breaker.pauseLeftMs() + 100);
     try {
       const result = await this.forward(data, job, token, signal, log);
-      this.opts.events?.onForwarded?.(result, this.clock() - started);
+      this.opts.events?.onForwarded?.(result, this.clock() - started, data.polledAt);
       return result;
     } catch (err) {
       if (err instanceof OwnershipLostError) {

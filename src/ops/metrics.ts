@@ -2,6 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { RequestObserver } from '../infra/request-observer.js';
 import type { ForwardWorkerEvents } from '../forward/forward-worker.js';
 import type { PollerEvents } from '../poll/poller.js';
+import { packageVersion } from '../cli/version.js';
 
 export const METRIC_PREFIX = 'code42_forwarder_';
 
@@ -48,6 +49,7 @@ export class ForwarderMetrics {
   private readonly ownershipLost: Counter;
   private readonly stateLost: Counter;
   private readonly outages: Counter<'upstream'>;
+  private readonly deliveryDelay: Histogram;
 
   private sources: MetricsSources;
 
@@ -203,6 +205,18 @@ export class ForwarderMetrics {
         this.set((self.sources.redisFullSince?.() ?? 0) / 1000);
       },
     });
+    new Gauge({
+      name: `${p}build_info`,
+      help: 'Always 1; the labels name the running version and Node.js',
+      labelNames: ['version', 'node'] as const,
+      registers,
+    }).set({ version: packageVersion(), node: process.version }, 1);
+    this.deliveryDelay = new Histogram({
+      name: `${p}delivery_delay_seconds`,
+      help: 'Visible in Code42 (read by the poller) to stored in XSOAR (the incident recorded in the ledger), per session forwarded',
+      buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 14400],
+      registers,
+    });
     for (const outcome of ['seen', 'enqueued', 'filtered', 'rejected']) this.sessions.inc({ outcome }, 0);
     for (const via of ['created', 'search', 'ledger', 'resolved']) this.incidents.inc({ via }, 0);
     this.notStored = new Counter({
@@ -257,9 +271,11 @@ export class ForwarderMetrics {
   };
 
   readonly workerEvents: ForwardWorkerEvents = {
-    onForwarded: (result, durationMs) => {
+    onForwarded: (result, durationMs, visibleAt) => {
       this.incidents.inc({ via: result.via });
       this.forwardDuration.observe(durationMs / 1000);
+      // A ledger hit stored nothing now: only sessions whose incident this attempt recorded count.
+      if (visibleAt !== undefined && result.via !== 'ledger') this.deliveryDelay.observe(Math.max(0, Date.now() - visibleAt) / 1000);
     },
     onFailed: (reason, final) => this.failures.inc({ reason, final: String(final) }),
     onRateLimited: (upstream, waitMs) => this.rateLimitWait(upstream, waitMs),

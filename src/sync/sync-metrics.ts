@@ -10,6 +10,7 @@ export class SyncMetrics {
   private readonly code42Calls: Counter<'endpoint'>;
   private readonly failures: Counter<'reason' | 'final'>;
   private readonly runs: Counter;
+  private readonly refused: Counter<'direction' | 'reason'>;
 
   constructor(registry?: Registry) {
     const p = `${METRIC_PREFIX}sync_`;
@@ -54,6 +55,12 @@ export class SyncMetrics {
       labelNames: ['reason', 'final'] as const,
       registers,
     });
+    this.refused = new Counter({
+      name: `${p}refused_total`,
+      help: 'Sync writes not carried across because the daemon or the other side refused them, by direction (to-xsoar, to-code42) and reason',
+      labelNames: ['direction', 'reason'] as const,
+      registers,
+    });
   }
 
   update(outcome: 'applied' | 'noted' | 'unchanged' | 'own'): void {
@@ -78,6 +85,11 @@ export class SyncMetrics {
 
   run(): void {
     this.runs.inc();
+  }
+
+  /** A sync write that was not carried across, and why. */
+  refusedWrite(direction: 'to-xsoar' | 'to-code42', reason: string, n = 1): void {
+    if (n > 0) this.refused.inc({ direction, reason }, n);
   }
 
   failure(reason: string, final: boolean): void {

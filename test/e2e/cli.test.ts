@@ -45,7 +45,9 @@ describe('command line', () => {
     const ok = await runCli(['check'], stack.env);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     const lines = ok.stdout.trim().split('\n');
-    assert.deepEqual(lines.map((l) => l.split(':')[0]), ['OK   config', 'OK   code42 token', 'OK   code42 sessions', 'OK   xsoar', 'OK   xsoar user', 'OK   xsoar incident type', 'OK   redis']);
+    assert.deepEqual(lines.map((l) => l.split(':')[0]), ['OK   config', 'OK   code42 token', 'OK   code42 sessions', 'OK   xsoar', 'OK   xsoar user', 'OK   xsoar incident type', 'OK   redis', 'WARN first start']);
+    // A deployment that never polled: the first run's import and its playbooks are announced.
+    assert.match(ok.stdout, /^WARN first start: the first run will forward 1 session\(s\) since FIRST_FETCH \(1d\) and start the incident type's playbook/m);
 
     const badXsoar = await runCli(['check'], { ...stack.env, XSOAR_API_KEY: 'not-the-key' });
     assert.equal(badXsoar.code, 1);

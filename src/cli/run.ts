@@ -19,6 +19,7 @@ export async function runCommand(config: Config, env: Record<string, string | un
   for (const v of unknownEnvVariables(env)) logger.warn({ variable: v.name, suggestion: v.suggestion ?? null }, describeUnknownEnv(v));
   const metrics = new ForwarderMetrics();
   const daemon = new Daemon({ config, logger, metrics });
+  metrics.setReadiness(() => daemon.readiness());
   const ops = new OpsServer({ host: config.http.host, port: config.http.port, metrics, readiness: () => daemon.readiness(), logger });
 
   let stopping: Promise<number> | undefined;

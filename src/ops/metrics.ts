@@ -3,6 +3,7 @@ import type { RequestObserver } from '../infra/request-observer.js';
 import type { ForwardWorkerEvents } from '../forward/forward-worker.js';
 import type { PollerEvents } from '../poll/poller.js';
 import { packageVersion } from '../cli/version.js';
+import type { ReadinessReport } from './readiness.js';
 
 export const METRIC_PREFIX = 'code42_forwarder_';
 
@@ -52,6 +53,8 @@ export class ForwarderMetrics {
   private readonly deliveryDelay: Histogram;
 
   private sources: MetricsSources;
+  /** What /readyz answers, read at scrape time (set by `run`). */
+  private readiness: (() => Promise<ReadinessReport>) | undefined;
 
   constructor(sources: MetricsSources = {}, opts: { defaultMetrics?: boolean } = {}) {
     this.sources = sources;
@@ -217,6 +220,26 @@ export class ForwarderMetrics {
       buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 14400],
       registers,
     });
+    new Gauge({
+      name: `${p}ready`,
+      help: '1 while /readyz answers 200, 0 while it answers 503 (the failed check is in its body)',
+      registers,
+      async collect() {
+        const report = await self.readiness?.().catch(() => undefined);
+        if (self.readiness) this.set(report?.ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${p}degraded`,
+      help: '1 for each condition /readyz lists as degraded (an upstream down, Redis full): the daemon waits it out and stays ready',
+      labelNames: ['check'] as const,
+      registers,
+      async collect() {
+        this.reset();
+        const report = await self.readiness?.().catch(() => undefined);
+        for (const check of report?.degraded ?? []) this.set({ check }, 1);
+      },
+    });
     for (const outcome of ['seen', 'enqueued', 'filtered', 'rejected']) this.sessions.inc({ outcome }, 0);
     for (const via of ['created', 'search', 'ledger', 'resolved']) this.incidents.inc({ via }, 0);
     this.notStored = new Counter({
@@ -245,6 +268,11 @@ export class ForwarderMetrics {
         if (n !== undefined) this.set(n);
       },
     });
+  }
+
+  /** Where the readiness gauges read from (the same report /readyz serves). */
+  setReadiness(readiness: () => Promise<ReadinessReport>): void {
+    this.readiness = readiness;
   }
 
   /** Where scrape-time gauges read from; set once the daemon has its queue. */

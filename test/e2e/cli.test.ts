@@ -31,12 +31,12 @@ describe('command line', () => {
     }
   });
 
-  it('prints the configuration table the README carries', async () => {
+  it('prints the configuration table docs/configuration.md carries', async () => {
     const result = await runCli(['config', '--markdown'], {});
     assert.equal(result.code, 0);
     assert.match(result.stdout, /\| code42\.clientSecret \| `CODE42_CLIENT_SECRET` \| \(required\) \|/);
-    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
-    assert.ok(readme.includes(result.stdout.trim()), 'README.md configuration table differs from `config --markdown`: regenerate it');
+    const readme = readFileSync(fileURLToPath(new URL('../../docs/configuration.md', import.meta.url)), 'utf8');
+    assert.ok(readme.includes(result.stdout.trim()), 'docs/configuration.md configuration table differs from `config --markdown`: regenerate it (npm run docs:config)');
   });
 
   it('check passes against both simulators and names the cause in one line when a credential is wrong', async () => {

@@ -5,6 +5,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,5 +78,21 @@ describe('command-line output', () => {
     const redis = result.stdout.split('\n').find((l) => l.includes(' redis: ')) ?? '';
     assert.match(redis, /^FAIL redis: redis:\/\/127\.0\.0\.1:1 does not answer: no connection \(ECONNREFUSED\)$/, result.stdout);
     assert.doesNotMatch(result.stdout, /maxRetriesPerRequest/);
+  });
+
+  it('a Code42 URL that answers HTML (the console, a proxy page) is named with its content type and the setting', async () => {
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end('<!doctype html><html><body>Sign in to Code42</body></html>');
+    });
+    await new Promise<void>((ready) => server.listen(0, '127.0.0.1', ready));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const result = await runCli(['check'], { ...VALID, CODE42_API_URL: url, XSOAR_URL: 'http://127.0.0.1:1', XSOAR_TIMEOUT: '1s' }, 60_000);
+      const token = result.stdout.split('\n').find((l) => l.includes(' code42 token: ')) ?? '';
+      assert.match(token, new RegExp(`^FAIL code42 token: .*not JSON \\(content-type text/html from ${url}/v1/oauth.*: is CODE42_API_URL the API gateway`), result.stdout);
+    } finally {
+      server.close();
+    }
   });
 });

@@ -42,7 +42,7 @@ export function configRows(): ConfigRow[] {
   }));
 }
 
-/** The configuration table as Markdown (the README's table is this output). */
+/** The configuration table as Markdown (docs/configuration.md's table is this output). */
 export function configMarkdown(): string {
   const esc = (s: string): string => s.replace(/\|/g, '\\|');
   const lines = ['| key | env | default | notes |', '|---|---|---|---|'];

@@ -196,6 +196,12 @@ describe('README', () => {
     assert.equal(created.msg, 'incident created');
     assert.ok(created.alertId && created.incidentId, step(5));
     assert.match(step(6), /^no failed jobs and no rejected input$/m, step(6));
+    // The start is announced with the version, the incident type is confirmed, the first start's import is warned about.
+    const log = readFileSync(join(work, 'forwarder.log'), 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { level: string; msg: string; version?: string });
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+    assert.equal(log.find((l) => l.msg === 'starting')?.version, pkg.version);
+    assert.ok(log.some((l) => l.msg === 'XSOAR incident type Code42 Security Alert exists'), 'incident type confirmed at start');
+    assert.ok(log.some((l) => l.level === 'warn' && /^the first run will forward every session since FIRST_FETCH \(1d\)/.test(l.msg)), 'first-start warning');
     const incidents = stack.xsoar.incidents();
     assert.ok(incidents.length >= 1);
     assert.ok(incidents.some((i) => String(i.id) === created.incidentId), `incident ${created.incidentId} in XSOAR`);

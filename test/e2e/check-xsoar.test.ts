@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
-import { runCli } from '../helpers/daemon-process.js';
+import { runCli, startDaemon } from '../helpers/daemon-process.js';
+import { waitFor } from '../helpers/wait.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 
 describe('check against XSOAR 8', () => {
@@ -54,5 +55,19 @@ describe('check against XSOAR 8', () => {
       assert.ok(!(out.stdout + out.stderr).includes('url-pass-42') && !(out.stdout + out.stderr).includes('svc-user'), out.stdout + out.stderr);
     }
     assert.match(result.stdout, /^OK {3}config: valid; .*XSOAR http:\/\/\*\*\*:\*\*\*@/m);
+  });
+
+  it('run logs a missing incident type as an error at start', async () => {
+    stack = await startStack({ name: 'run-notype' });
+    const daemon = startDaemon({ ...stack.env, XSOAR_INCIDENT_TYPE: 'Code42 Alert', LOG_LEVEL: 'info' });
+    try {
+      const line = await waitFor(() => daemon.output().split('\n').find((l) => l.includes('"msg":"XSOAR has no incident type')), { timeoutMs: 20_000, what: 'the incident type line' });
+      const parsed = JSON.parse(line) as { level: string; msg: string; incidentType: string };
+      assert.equal(parsed.level, 'error');
+      assert.equal(parsed.incidentType, 'Code42 Alert');
+      assert.match(parsed.msg, /^XSOAR has no incident type "Code42 Alert" \(XSOAR_INCIDENT_TYPE\)/);
+    } finally {
+      await daemon.stop('SIGKILL');
+    }
   });
 });

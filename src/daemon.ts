@@ -29,6 +29,7 @@ import { FORWARD_QUEUE, stateKeys, type StateKeys } from './store/keys.js';
 import { SyncService } from './sync/sync-service.js';
 import { createIncydrClient, createXsoarClient } from './upstreams.js';
 import { mappingOptions } from './xsoar/mapping-options.js';
+import { packageVersion } from './cli/version.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -72,7 +73,7 @@ export class Daemon {
     const at = clock ? { clock } : {};
     const { metrics, keys, status } = this;
     const settings = deriveSettings(config);
-    logger.info({ config: describeConfig(config) }, 'starting');
+    logger.info({ version: packageVersion(), node: process.version, config: describeConfig(config) }, 'starting');
     const state = this.connect('c42x-state');
     watchRedis(state, { url: config.redis.url, logger, stopping: () => this.stopping });
     const health = this.connect('c42x-health', 'command');

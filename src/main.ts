@@ -4,8 +4,22 @@
  * the command's module. Exit codes: 0 success, 1 failure, 2 bad arguments or bad configuration.
  */
 import { runCli } from './cli/index.js';
+import { isDaemonInvocation } from './cli/command.js';
 
-runCli(process.argv.slice(2), {
+const argv = process.argv.slice(2);
+
+// `check | head -3`: a reader that went away is the end of the output, not an error worth a stack trace.
+// The daemon keeps its own handler (run.ts): a closed log pipe must not stop it.
+if (!isDaemonInvocation(argv)) {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : 0);
+      throw err;
+    });
+  }
+}
+
+runCli(argv, {
   out: (text) => process.stdout.write(text),
   err: (text) => process.stderr.write(text),
   env: process.env,
@@ -20,4 +34,3 @@ runCli(process.argv.slice(2), {
     process.exit(1);
   },
 );
-

@@ -3,11 +3,15 @@ import type { Config } from '../config/load-config.js';
 import { describeUnknownEnv, unknownEnvVariables } from '../config/unknown-env.js';
 import { severityNumber } from '../code42/vocabulary.js';
 import { closeRedis, createRedis, maskRedisUrl } from '../infra/redis.js';
+import { maskUrlCredentials } from '../infra/mask-url.js';
 import { withTimeout } from '../infra/timeout.js';
+import { stateKeys } from '../store/keys.js';
 import { createIncydrClient, createXsoarClient } from '../upstreams.js';
+import { XsoarRejectedError } from '../xsoar/errors.js';
 import type { CliIo } from './command.js';
 import { SessionActions } from '../code42/session-actions.js';
 import { describeSyncPlan, syncDirections } from '../sync/sync-plan.js';
+import { checkIncidentType, firstStartNotice, type CheckLine } from './deployment-checks.js';
 
 const CHECK_TIMEOUT_MS = 15_000;
 
@@ -30,8 +34,16 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
     if (!ok) failures += 1;
     io.out(`${ok ? 'OK  ' : 'FAIL'} ${name}: ${oneLine(detail)}\n`);
   };
+  const line = (l: CheckLine): void => {
+    if (l.level === 'warn') io.out(`WARN ${l.name}: ${oneLine(l.detail)}\n`);
+    else report(l.level === 'ok', l.name, l.detail);
+  };
   const flavour = config.xsoar.apiKeyId ? `8.x (${config.xsoar.authType} key)` : '6.x';
-  report(true, 'config', `valid; Code42 ${config.code42.apiUrl}, XSOAR ${config.xsoar.url} as ${flavour}, Redis ${maskRedisUrl(config.redis.url)}`);
+  report(
+    true,
+    'config',
+    `valid; Code42 ${maskUrlCredentials(config.code42.apiUrl)}, XSOAR ${maskUrlCredentials(config.xsoar.url)} as ${flavour}, Redis ${maskRedisUrl(config.redis.url)}`,
+  );
   // A misspelt variable would silently leave its setting at the default.
   for (const v of unknownEnvVariables(io.env)) report(false, 'env', describeUnknownEnv(v));
 
@@ -44,6 +56,7 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
   } catch (err) {
     report(false, 'code42 token', (err as Error).message);
   }
+  let matching: number | undefined;
   if (tokenOk) {
     try {
       const since = Date.now() - config.poll.firstFetch;
@@ -51,6 +64,7 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
         code42.listSessionsPage({ onOrAfter: since, severities: config.code42.severities.map(severityNumber), states: config.code42.states }, 0),
         'Code42 sessions',
       );
+      if (page.totalCount !== undefined && page.totalCount !== null) matching = page.totalCount;
       report(
         true,
         'code42 sessions',
@@ -65,14 +79,14 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
 
   await checkSyncPermissions(config, code42, tokenOk, report);
 
-  for (const line of await checkXsoar(config)) {
-    if (line.level === 'warn') io.out(`WARN ${line.name}: ${oneLine(line.detail)}\n`);
-    else report(line.level === 'ok', line.name, line.detail);
-  }
+  for (const l of await checkXsoar(config)) line(l);
   let redis: Redis | undefined;
+  let lastError: Error | undefined;
   try {
     redis = createRedis({ url: config.redis.url, password: config.redis.password, name: 'c42x-check', role: 'command' });
-    redis.on('error', () => undefined);
+    redis.on('error', (err: Error) => {
+      lastError = err;
+    });
     await timeout(redis.ping(), 'Redis PING');
     let policy = 'unknown (CONFIG GET not allowed)';
     try {
@@ -83,8 +97,14 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
     }
     if (policy === 'noeviction' || policy.startsWith('unknown')) report(true, 'redis', `answers; maxmemory-policy ${policy}`);
     else report(false, 'redis', `maxmemory-policy is ${policy}; BullMQ needs noeviction or queued alerts can be evicted`);
+    // No checkpoint yet: this deployment has never polled, and its first run imports FIRST_FETCH at once.
+    const checkpoint = await timeout(redis.get(stateKeys(config.redis.prefix).checkpoint), 'Redis GET');
+    if (checkpoint === null) {
+      const notice = firstStartNotice(config, matching);
+      if (notice) line(notice);
+    }
   } catch (err) {
-    report(false, 'redis', `${maskRedisUrl(config.redis.url)} does not answer: ${(err as Error).message}`);
+    report(false, 'redis', `${maskRedisUrl(config.redis.url)} does not answer: ${redisReason(err as Error, lastError)}`);
   } finally {
     if (redis) await closeRedis(redis);
   }
@@ -122,10 +142,14 @@ async function checkSyncPermissions(
   }
 }
 
-interface CheckLine {
-  level: 'ok' | 'fail' | 'warn';
-  name: string;
-  detail: string;
+/**
+ * Why Redis did not answer, in the operator's words: ioredis reports a refused connection as "Reached
+ * the max retries per request limit … maxRetriesPerRequest", which names its own option, not the cause.
+ */
+function redisReason(err: Error, lastConnectionError: Error | undefined): string {
+  if (!/maxRetriesPerRequest|Connection is closed|no answer within/.test(err.message)) return err.message;
+  const cause = lastConnectionError ? (lastConnectionError as NodeJS.ErrnoException).code ?? lastConnectionError.message : undefined;
+  return cause ? `no connection (${cause})` : 'no connection';
 }
 
 /**
@@ -150,19 +174,14 @@ async function checkXsoar(config: Config): Promise<CheckLine[]> {
     const name = user && typeof user.username === 'string' ? user.username : user && typeof user.id === 'string' ? user.id : 'unknown user';
     lines.push({ level: 'ok', name: 'xsoar user', detail: `the key acts as ${name}` });
   } catch (err) {
-    lines.push({ level: 'fail', name: 'xsoar user', detail: (err as Error).message });
+    // /about already proved the key: a server without the /user route is no reason to fail it.
+    if (err instanceof XsoarRejectedError && err.statusCode === 404) {
+      lines.push({ level: 'warn', name: 'xsoar user', detail: 'this server has no /user route (HTTP 404); the key is proven by /about, so the user it acts as is not shown' });
+    } else {
+      lines.push({ level: 'fail', name: 'xsoar user', detail: (err as Error).message });
+    }
   }
-  const type = config.xsoar.incidentType;
-  try {
-    const types = await timeout(xsoar.probe('incidenttypes'), 'XSOAR incident types');
-    const names = Array.isArray(types)
-      ? types.flatMap((t) => (t && typeof t === 'object' ? [(t as { name?: unknown }).name, (t as { id?: unknown }).id] : [])).filter((n): n is string => typeof n === 'string')
-      : [];
-    if (names.includes(type)) lines.push({ level: 'ok', name: 'xsoar incident type', detail: `${type} exists` });
-    else lines.push({ level: 'warn', name: 'xsoar incident type', detail: `XSOAR has no incident type "${type}" (XSOAR_INCIDENT_TYPE): incidents would land Unclassified; install the Code42 content pack or fix the setting` });
-  } catch (err) {
-    lines.push({ level: 'warn', name: 'xsoar incident type', detail: `could not list incident types to check "${type}": ${(err as Error).message}` });
-  }
+  lines.push(await checkIncidentType(xsoar, config, CHECK_TIMEOUT_MS));
   const playbook = config.xsoar.playbookId;
   if (playbook) {
     try {

@@ -37,3 +37,10 @@ export function parseCommandArgs(def: CommandDefinition, argv: string[]): { valu
     throw new UsageError((err as Error).message);
   }
 }
+
+/** Whether these arguments start the daemon (`run`, or no command: run is the default). */
+export function isDaemonInvocation(argv: readonly string[]): boolean {
+  const [first] = argv;
+  if (first === undefined || first === 'run') return true;
+  return first.startsWith('-') && !['--help', '-h', '--version', '-V'].includes(first);
+}

@@ -12,6 +12,8 @@ function formatDefault(format: unknown, value: unknown): string {
     return String(value);
   }
   if (Array.isArray(value)) return value.join(',');
+  // Pair lists (close reason -> state) are shown the way they are written in the environment.
+  if (typeof value === 'object') return Object.entries(value as Record<string, unknown>).map(([k, v]) => `${k}=${String(v)}`).join(',');
   return String(value);
 }
 
@@ -40,7 +42,7 @@ export function configRows(): ConfigRow[] {
   }));
 }
 
-/** The configuration table as Markdown (the README's table is this output). */
+/** The configuration table as Markdown (docs/configuration.md's table is this output). */
 export function configMarkdown(): string {
   const esc = (s: string): string => s.replace(/\|/g, '\\|');
   const lines = ['| key | env | default | notes |', '|---|---|---|---|'];
@@ -52,8 +54,11 @@ export function configMarkdown(): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** `config --effective`: one line per key with the value in force and its source (secrets masked). */
-export function effectiveText(settings: EffectiveSetting[]): string {
+/**
+ * `config --effective`: one line per key with the value in force and its source (secrets masked), then
+ * the configuration file read, if any.
+ */
+export function effectiveText(settings: EffectiveSetting[], configFile?: string): string {
   const formats = new Map(schemaEntries().map(([key, node]) => [key, node.format]));
   const rows = settings.map((s) => {
     const shown = s.value === null || s.value === undefined || s.value === '' ? '(none)' : formatDefault(formats.get(s.key), s.value);
@@ -63,7 +68,8 @@ export function effectiveText(settings: EffectiveSetting[]): string {
   const wEnv = Math.max(3, ...rows.map((r) => r[1].length));
   const wVal = Math.max(5, ...rows.map((r) => r[2].length));
   const line = (r: readonly [string, string, string, string]): string => `${r[0].padEnd(wKey)}  ${r[1].padEnd(wEnv)}  ${r[2].padEnd(wVal)}  ${r[3]}`.trimEnd();
-  return `${[line(['KEY', 'ENV', 'VALUE', 'SOURCE']), ...rows.map(line)].join('\n')}\n`;
+  const file = configFile ? `file: ${configFile} (FORWARDER_CONFIG)` : 'file: none (FORWARDER_CONFIG is not set; defaults and the environment only)';
+  return `${[line(['KEY', 'ENV', 'VALUE', 'SOURCE']), ...rows.map(line)].join('\n')}\n\n${file}\n`;
 }
 
 export function configText(): string {

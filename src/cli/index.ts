@@ -91,7 +91,7 @@ export const COMMANDS: CommandDefinition[] = [
       if (values.markdown && values.effective) throw new UsageError('--markdown and --effective do not go together');
       if (values.effective) {
         try {
-          io.out(effectiveText(effectiveConfig(io.env)));
+          io.out(effectiveText(effectiveConfig(io.env), io.env.FORWARDER_CONFIG || undefined));
         } catch (err) {
           if (!(err instanceof ConfigError)) throw err;
           for (const problem of err.problems) io.err(`config error: ${problem}\n`);

@@ -4,6 +4,11 @@ import { Daemon } from '../daemon.js';
 import { createLogger } from '../infra/logger.js';
 import { ForwarderMetrics } from '../ops/metrics.js';
 import { OpsServer } from '../ops/ops-server.js';
+import { createXsoarClient } from '../upstreams.js';
+import { checkIncidentType, firstStartNotice } from './deployment-checks.js';
+import { closeRedis, createRedis } from '../infra/redis.js';
+import { withTimeout } from '../infra/timeout.js';
+import { stateKeys } from '../store/keys.js';
 
 /** Shutdown must finish inside Kubernetes' default 30 s grace period. */
 const SHUTDOWN_DEADLINE_MS = 25_000;
@@ -17,6 +22,7 @@ export async function runCommand(config: Config, env: Record<string, string | un
   for (const v of unknownEnvVariables(env)) logger.warn({ variable: v.name, suggestion: v.suggestion ?? null }, describeUnknownEnv(v));
   const metrics = new ForwarderMetrics();
   const daemon = new Daemon({ config, logger, metrics });
+  metrics.setReadiness(() => daemon.readiness());
   const ops = new OpsServer({ host: config.http.host, port: config.http.port, metrics, readiness: () => daemon.readiness(), logger });
 
   let stopping: Promise<number> | undefined;
@@ -51,6 +57,13 @@ export async function runCommand(config: Config, env: Record<string, string | un
   process.stdout.on('error', () => undefined);
 
   await ops.start();
+  // Said once at start, without holding it up: XSOAR may well be down right now.
+  void checkIncidentType(createXsoarClient(config), config, 15_000).then((line) => {
+    if (line.level === 'fail') logger.error({ incidentType: config.xsoar.incidentType }, line.detail);
+    else if (line.level === 'warn') logger.warn({ incidentType: config.xsoar.incidentType }, line.detail);
+    else logger.info({ incidentType: config.xsoar.incidentType }, `XSOAR incident type ${config.xsoar.incidentType} exists`);
+  });
+  void announceFirstStart(config, logger);
   try {
     await daemon.start();
   } catch (err) {
@@ -62,4 +75,23 @@ export async function runCommand(config: Config, env: Record<string, string | un
     }
   }
   return stopped;
+}
+
+/**
+ * The very first start of a deployment (no checkpoint in Redis) imports FIRST_FETCH of sessions at once,
+ * each starting the incident type's playbook: said in one warning, as `check` does. Silent when Redis
+ * cannot be asked (the daemon reports that itself).
+ */
+async function announceFirstStart(config: Config, logger: ReturnType<typeof createLogger>): Promise<void> {
+  const redis = createRedis({ url: config.redis.url, password: config.redis.password, name: 'c42x-first-start', role: 'command' });
+  redis.on('error', () => undefined);
+  try {
+    const checkpoint = await withTimeout(redis.get(stateKeys(config.redis.prefix).checkpoint), 5_000, 'Redis GET: no answer');
+    const notice = checkpoint === null ? firstStartNotice(config, undefined) : undefined;
+    if (notice?.level === 'warn') logger.warn({ firstFetchMs: config.poll.firstFetch, createInvestigation: true }, notice.detail);
+  } catch {
+    // Redis unreachable: readiness and the daemon's own warning say so.
+  } finally {
+    await closeRedis(redis).catch(() => undefined);
+  }
 }

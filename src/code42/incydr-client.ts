@@ -19,7 +19,8 @@ import {
   type Rule,
   type Session,
 } from './schemas.js';
-import { TokenProvider } from './token-provider.js';
+import { TokenProvider, notTheApi } from './token-provider.js';
+import { maskUrlCredentials } from '../infra/mask-url.js';
 
 /** The documented maximum page size of GET /v1/sessions. */
 export const SESSIONS_PAGE_SIZE = 50;
@@ -294,10 +295,12 @@ export class IncydrClient {
   private async getJson(path: string, endpoint: Endpoint, searchParams?: URLSearchParams, notFoundIsNull = false): Promise<unknown> {
     let text: string;
     let contentType: string | undefined;
+    let requestUrl: string = path;
     try {
       const res = await withBodyLimit(this.http.get(path, { ...(searchParams ? { searchParams } : {}), context: { endpoint } }), this.maxResponseBytes);
       text = res.body;
       contentType = res.headers['content-type'];
+      requestUrl = maskUrlCredentials(res.url);
     } catch (caught) {
       // Errors thrown inside got's hooks (the token refresh) arrive wrapped in a RequestError.
       const err = caught instanceof RequestError && caught.cause instanceof ForwarderError ? caught.cause : caught;
@@ -308,7 +311,7 @@ export class IncydrClient {
       body = parseUntrustedJson(text);
     } catch (err) {
       throw new Code42ResponseError(
-        `Code42 ${endpoint} answered with a body that is not JSON (content-type ${contentType ?? 'none'})${describeBody(text)}`,
+        `Code42 ${endpoint} answered with a body that is not JSON${notTheApi(contentType, requestUrl) || ` (content-type ${contentType ?? 'none'})`}${describeBody(text)}`,
         { cause: err },
       );
     }

@@ -2,6 +2,7 @@ import type { Got } from 'got';
 import { HTTPError } from 'got';
 import { tlsErrorCode } from '../infra/http.js';
 import { parseUntrustedJson } from '../infra/safe-json.js';
+import { maskUrlCredentials } from '../infra/mask-url.js';
 import { Code42AuthError, Code42RequestError, Code42ResponseError, Code42TlsError } from './errors.js';
 import { TokenResponseSchema, parseOrThrow } from './schemas.js';
 
@@ -53,6 +54,8 @@ export class TokenProvider {
   private async fetchToken(): Promise<string> {
     const basic = Buffer.from(`${this.opts.clientId}:${this.opts.clientSecret}`).toString('base64');
     let body: string;
+    let contentType: string | undefined;
+    let url = 'v1/oauth';
     try {
       const res = await this.opts.http.post('v1/oauth', {
         searchParams: { grant_type: 'client_credentials' },
@@ -61,6 +64,8 @@ export class TokenProvider {
         context: { endpoint: 'oauth' },
       });
       body = res.body;
+      contentType = res.headers['content-type'];
+      url = maskUrlCredentials(res.url);
     } catch (err) {
       if (err instanceof HTTPError && (err.response.statusCode === 401 || err.response.statusCode === 400 || err.response.statusCode === 403)) {
         throw new Code42AuthError(
@@ -70,13 +75,14 @@ export class TokenProvider {
       const certificateError = tlsErrorCode(err);
       if (certificateError) throw new Code42TlsError(certificateError, { cause: err });
       const status = err instanceof HTTPError ? err.response.statusCode : undefined;
-      throw new Code42RequestError('oauth', `Code42 token request failed: ${(err as Error).message}`, status, { cause: err });
+      const foreign = err instanceof HTTPError ? notTheApi(err.response.headers['content-type'], maskUrlCredentials(err.response.url)) : '';
+      throw new Code42RequestError('oauth', `Code42 token request failed: ${(err as Error).message}${foreign}`, status, { cause: err });
     }
     let parsed: unknown;
     try {
       parsed = parseUntrustedJson(body);
     } catch (err) {
-      throw new Code42ResponseError('Code42 /v1/oauth answered with a body that is not JSON', { cause: err });
+      throw new Code42ResponseError(`Code42 /v1/oauth answered with a body that is not JSON${notTheApi(contentType, url) || ` (content-type ${contentType ?? 'none'} from ${url})`}`, { cause: err });
     }
     const token = parseOrThrow(TokenResponseSchema, parsed, 'token response');
     const now = this.clock();
@@ -86,4 +92,14 @@ export class TokenProvider {
     this.refreshes += 1;
     return token.access_token;
   }
+}
+
+/**
+ * A hint for an answer that is not the Code42 API's (an HTML login page of the console, a proxy's error
+ * page): names its content type and the URL asked, and the setting to look at. Empty for JSON answers.
+ */
+export function notTheApi(contentType: string | undefined, url: string): string {
+  const type = String(contentType ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type === 'application/json' || type.endsWith('+json')) return '';
+  return ` (content-type ${type || 'none'} from ${url}: is CODE42_API_URL the API gateway of your region, e.g. https://api.us.code42.com, not the console URL or a proxy page?)`;
 }

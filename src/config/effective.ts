@@ -10,7 +10,7 @@ export type ConfigSource = 'default' | 'file' | 'env';
 export interface EffectiveSetting {
   key: string;
   env: string;
-  /** As loaded (durations in ms, rates per minute), secrets replaced by `[Sensitive]`. */
+  /** As loaded (durations in ms, rates per minute), secrets replaced by `[REDACTED]`. */
   value: unknown;
   source: ConfigSource;
 }

@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import convict from 'convict';
 import { ForwarderError } from '../infra/errors.js';
+import { distance } from 'fastest-levenshtein';
 import { maskRedisUrl } from '../infra/redis.js';
+import { maskUrlCredentials } from '../infra/mask-url.js';
 import { parsePairs, registerFormats } from './formats.js';
 import { schema } from './schema.js';
 import type { SeverityWord, SessionState } from '../code42/vocabulary.js';
@@ -110,7 +112,10 @@ function problemLines(message: string): string[] {
     .filter((line) => line.length > 0)
     .map((line) => {
       const undeclared = /^configuration param '([^']+)' not declared in the schema$/.exec(line);
-      if (undeclared && undeclared[1]) return `${undeclared[1]}: unknown key (not in the schema; see the 'config' command)`;
+      if (undeclared && undeclared[1]) {
+        const near = closestKey(undeclared[1]);
+        return `${undeclared[1]}: unknown key (not in the schema; ${near ? `did you mean ${keyLabel(near)}? ` : ''}see the 'config' command)`;
+      }
       const m = /^([A-Za-z0-9_.]+): (.*)$/.exec(line);
       if (!m || !m[1] || m[2] === undefined) return line;
       const key = m[1];
@@ -124,6 +129,23 @@ function problemLines(message: string): string[] {
       return `${keyLabel(key)}: ${text}`;
     });
 }
+
+/** The schema key an unknown file key most likely meant (a typo, or the right leaf in the wrong section). */
+function closestKey(unknown: string): string | undefined {
+  const keys = schemaEntries().map(([k]) => k);
+  const lower = unknown.toLowerCase();
+  const leaf = lower.split('.').pop() ?? lower;
+  let best: { key: string; d: number } | undefined;
+  for (const key of keys) {
+    const k = key.toLowerCase();
+    const d = Math.min(distance(lower, k), distance(leaf, k.split('.').pop() ?? k) + 1);
+    if (!best || d < best.d) best = { key, d };
+  }
+  return best && best.d <= Math.max(2, Math.floor(unknown.length / 4)) ? best.key : undefined;
+}
+
+/** Marks a secret in every place the configuration is shown (logs, `config --effective`). */
+export const REDACTED = '[REDACTED]';
 
 function deriveConsoleUrl(apiUrl: string): string {
   const url = new URL(apiUrl);
@@ -166,6 +188,14 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
     throw new ConfigError(problemLines((err as Error).message));
   }
   const config = conf.getProperties() as unknown as Config;
+  // Spaces around an id, key or URL come from copy-paste (quoted env files), never from the value itself.
+  config.code42.clientId = config.code42.clientId.trim();
+  config.code42.clientSecret = config.code42.clientSecret.trim();
+  config.code42.apiUrl = config.code42.apiUrl.trim();
+  config.xsoar.apiKey = config.xsoar.apiKey.trim();
+  config.xsoar.url = config.xsoar.url.trim();
+  if (config.xsoar.apiKeyId !== null) config.xsoar.apiKeyId = config.xsoar.apiKeyId.trim();
+  config.xsoar.incidentType = config.xsoar.incidentType.trim();
   config.code42.severities = config.code42.severities.map((s) => s.toLowerCase()) as SeverityWord[];
   config.code42.states = config.code42.states.map((s) => s.toUpperCase()) as SessionState[];
   config.code42.apiUrl = config.code42.apiUrl.replace(/\/+$/, '');
@@ -190,14 +220,18 @@ export function describeConfig(config: Config): Record<string, unknown> {
     if (!node.sensitive) continue;
     const [section, name] = key.split('.') as [string, string];
     const holder = copy[section];
-    if (holder && holder[name] !== null && holder[name] !== undefined) holder[name] = '[Sensitive]';
+    if (holder && holder[name] !== null && holder[name] !== undefined) holder[name] = REDACTED;
+  }
+  // A user and password written into an upstream URL are as secret as the key.
+  if (copy.xsoar) copy.xsoar.url = maskUrlCredentials(config.xsoar.url);
+  if (copy.code42) {
+    copy.code42.apiUrl = maskUrlCredentials(config.code42.apiUrl);
+    copy.code42.consoleUrl = maskUrlCredentials(config.code42.consoleUrl);
   }
   const redis = copy.redis;
   if (redis) redis.url = maskRedisUrl(config.redis.url);
   if (copy.proxy && config.proxy.https) {
-    const u = new URL(config.proxy.https);
-    if (u.password) u.password = '***';
-    copy.proxy.https = u.toString();
+    copy.proxy.https = maskUrlCredentials(config.proxy.https);
   }
   return copy;
 }

@@ -34,7 +34,8 @@ export interface ForwardResult {
 export const NOT_STORED_REASON = 'accepted by XSOAR but no incident stored (pre-process rule?)';
 
 export interface ForwardWorkerEvents {
-  onForwarded?(result: ForwardResult, durationMs: number): void;
+  /** visibleAt: when the poller read the session from Code42 (epoch ms). */
+  onForwarded?(result: ForwardResult, durationMs: number, visibleAt?: number): void;
   onFailed?(failure: FailureClass, final: boolean): void;
   onRateLimited?(upstream: Upstream, waitMs: number): void;
   /** XSOAR accepted a create but no incident was found within the settle window. */
@@ -118,7 +119,7 @@ export class ForwardWorker {
     }
     try {
       const result = await this.forward(data, job, ctx);
-      this.opts.events?.onForwarded?.(result, this.clock() - started);
+      this.opts.events?.onForwarded?.(result, this.clock() - started, data.polledAt);
       return result;
     } catch (err) {
       if (err instanceof OwnershipLostError) {

@@ -4,7 +4,7 @@ export interface CheckResult {
   detail: string;
   /**
    * A condition of the whole deployment (an upstream down, Redis full) that the daemon waits out by
-   * itself: reported here, but it does not make the pod unready (see the README on readiness).
+   * itself: reported here, but it does not make the pod unready (see docs/operations.md on readiness).
    */
   degraded?: boolean;
   /** When the condition began (ISO time), for degraded checks. */

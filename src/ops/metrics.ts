@@ -2,6 +2,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { RequestObserver } from '../infra/request-observer.js';
 import type { ForwardWorkerEvents } from '../forward/forward-worker.js';
 import type { PollerEvents } from '../poll/poller.js';
+import { packageVersion } from '../cli/version.js';
+import type { ReadinessReport } from './readiness.js';
 
 export { METRIC_PREFIX } from '../infra/metric-prefix.js';
 import { METRIC_PREFIX } from '../infra/metric-prefix.js';
@@ -49,8 +51,11 @@ export class ForwarderMetrics {
   private readonly ownershipLost: Counter;
   private readonly stateLost: Counter;
   private readonly outages: Counter<'upstream'>;
+  private readonly deliveryDelay: Histogram;
 
   private sources: MetricsSources;
+  /** What /readyz answers, read at scrape time (set by `run`). */
+  private readiness: (() => Promise<ReadinessReport>) | undefined;
 
   constructor(sources: MetricsSources = {}, opts: { defaultMetrics?: boolean } = {}) {
     this.sources = sources;
@@ -204,6 +209,38 @@ export class ForwarderMetrics {
         this.set((self.sources.redisFullSince?.() ?? 0) / 1000);
       },
     });
+    new Gauge({
+      name: `${p}build_info`,
+      help: 'Always 1; the labels name the running version and Node.js',
+      labelNames: ['version', 'node'] as const,
+      registers,
+    }).set({ version: packageVersion(), node: process.version }, 1);
+    this.deliveryDelay = new Histogram({
+      name: `${p}delivery_delay_seconds`,
+      help: 'Visible in Code42 (read by the poller) to stored in XSOAR (the incident recorded in the ledger), per session forwarded',
+      buckets: [0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600, 14400],
+      registers,
+    });
+    new Gauge({
+      name: `${p}ready`,
+      help: '1 while /readyz answers 200, 0 while it answers 503 (the failed check is in its body)',
+      registers,
+      async collect() {
+        const report = await self.readiness?.().catch(() => undefined);
+        if (self.readiness) this.set(report?.ready ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: `${p}degraded`,
+      help: '1 for each condition /readyz lists as degraded (an upstream down, Redis full): the daemon waits it out and stays ready',
+      labelNames: ['check'] as const,
+      registers,
+      async collect() {
+        this.reset();
+        const report = await self.readiness?.().catch(() => undefined);
+        for (const check of report?.degraded ?? []) this.set({ check }, 1);
+      },
+    });
     for (const outcome of ['seen', 'enqueued', 'filtered', 'rejected']) this.sessions.inc({ outcome }, 0);
     for (const via of ['created', 'search', 'ledger', 'resolved']) this.incidents.inc({ via }, 0);
     this.notStored = new Counter({
@@ -234,6 +271,11 @@ export class ForwarderMetrics {
     });
   }
 
+  /** Where the readiness gauges read from (the same report /readyz serves). */
+  setReadiness(readiness: () => Promise<ReadinessReport>): void {
+    this.readiness = readiness;
+  }
+
   /** Where scrape-time gauges read from; set once the daemon has its queue. */
   setSources(sources: MetricsSources): void {
     this.sources = sources;
@@ -258,9 +300,11 @@ export class ForwarderMetrics {
   };
 
   readonly workerEvents: ForwardWorkerEvents = {
-    onForwarded: (result, durationMs) => {
+    onForwarded: (result, durationMs, visibleAt) => {
       this.incidents.inc({ via: result.via });
       this.forwardDuration.observe(durationMs / 1000);
+      // A ledger hit stored nothing now: only sessions whose incident this attempt recorded count.
+      if (visibleAt !== undefined && result.via !== 'ledger') this.deliveryDelay.observe(Math.max(0, Date.now() - visibleAt) / 1000);
     },
     onFailed: (reason, final) => this.failures.inc({ reason, final: String(final) }),
     onRateLimited: (upstream, waitMs) => this.rateLimitWait(upstream, waitMs),

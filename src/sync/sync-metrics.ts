@@ -51,7 +51,7 @@ export class SyncMetrics {
       registers,
     });
     this.refusedWrites = new Counter({
-      name: `${p}refused_writes_total`,
+      name: `${p}refused_total`,
       help: 'Sync writes the other side refused, by direction (to-code42: change-state, add-note; to-xsoar: close, update, note) and reason (forbidden: the credentials may not write; too_many_notes; not_found: the session or incident is gone; rejected: any other 4xx). The run goes on with the next session',
       labelNames: ['direction', 'reason'] as const,
       registers,

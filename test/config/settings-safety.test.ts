@@ -111,7 +111,7 @@ describe('what is in force', { timeout: 60_000 }, () => {
     assert.deepEqual(rows.get('worker.concurrency'), { env: 'WORKER_CONCURRENCY', value: '3', source: 'file' });
     assert.deepEqual(rows.get('code42.severities'), { env: 'ALERT_SEVERITIES', value: 'critical', source: 'env' });
     assert.deepEqual(rows.get('poll.firstFetch'), { env: 'FIRST_FETCH', value: '1d', source: 'default' });
-    assert.deepEqual(rows.get('code42.clientSecret'), { env: 'CODE42_CLIENT_SECRET', value: '[Sensitive]', source: 'env' });
+    assert.deepEqual(rows.get('code42.clientSecret'), { env: 'CODE42_CLIENT_SECRET', value: '[REDACTED]', source: 'env' });
     assert.equal(rows.get('redis.url')?.source, 'env');
     for (const secret of [VALID.CODE42_CLIENT_SECRET, VALID.XSOAR_API_KEY, 'redis-pass-123']) {
       assert.ok(!result.stdout.includes(secret as string), `${secret} in the output`);

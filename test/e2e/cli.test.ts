@@ -31,12 +31,12 @@ describe('command line', () => {
     }
   });
 
-  it('prints the configuration table the README carries', async () => {
+  it('prints the configuration table docs/configuration.md carries', async () => {
     const result = await runCli(['config', '--markdown'], {});
     assert.equal(result.code, 0);
     assert.match(result.stdout, /\| code42\.clientSecret \| `CODE42_CLIENT_SECRET` \| \(required\) \|/);
-    const readme = readFileSync(fileURLToPath(new URL('../../README.md', import.meta.url)), 'utf8');
-    assert.ok(readme.includes(result.stdout.trim()), 'README.md configuration table differs from `config --markdown`: regenerate it');
+    const readme = readFileSync(fileURLToPath(new URL('../../docs/configuration.md', import.meta.url)), 'utf8');
+    assert.ok(readme.includes(result.stdout.trim()), 'docs/configuration.md configuration table differs from `config --markdown`: regenerate it (npm run docs:config)');
   });
 
   it('check passes against both simulators and names the cause in one line when a credential is wrong', async () => {
@@ -45,7 +45,9 @@ describe('command line', () => {
     const ok = await runCli(['check'], stack.env);
     assert.equal(ok.code, 0, ok.stdout + ok.stderr);
     const lines = ok.stdout.trim().split('\n');
-    assert.deepEqual(lines.map((l) => l.split(':')[0]), ['OK   config', 'OK   code42 token', 'OK   code42 sessions', 'OK   xsoar', 'OK   xsoar user', 'OK   xsoar incident type', 'OK   redis']);
+    assert.deepEqual(lines.map((l) => l.split(':')[0]), ['OK   config', 'OK   code42 token', 'OK   code42 sessions', 'OK   xsoar', 'OK   xsoar user', 'OK   xsoar incident type', 'OK   redis', 'WARN first start']);
+    // A deployment that never polled: the first run's import and its playbooks are announced.
+    assert.match(ok.stdout, /^WARN first start: the first run will forward 1 session\(s\) since FIRST_FETCH \(1d\) and start the incident type's playbook/m);
 
     const badXsoar = await runCli(['check'], { ...stack.env, XSOAR_API_KEY: 'not-the-key' });
     assert.equal(badXsoar.code, 1);

@@ -91,7 +91,7 @@ describe('a sync that is safe on a real tenant', () => {
     assert.match(report.checks.syncWrites?.detail ?? '', /^Code42 refused \d+ sync write\(s\) \(forbidden\)/);
     // Within one STATE_SYNC_INTERVAL: by the first run after the closes (a run already under way may miss them).
     assert.ok(runsUntilDegraded <= 2, `degraded after ${runsUntilDegraded} state-sync runs`);
-    await waitFor(async () => (await metricValue(d, 'sync_refused_writes_total', 'direction="to-code42",reason="forbidden"')) >= 2, { timeoutMs: 10_000, what: 'refusals counted' });
+    await waitFor(async () => (await metricValue(d, 'sync_refused_total', 'direction="to-code42",reason="forbidden"')) >= 2, { timeoutMs: 10_000, what: 'refusals counted' });
 
     const shown: string[] = [];
     assert.equal(await statusCommand(s.config(), ids[0] as string, false, { out: (t) => shown.push(t), err: () => undefined, env: s.env }), 0);
@@ -134,7 +134,7 @@ describe('a sync that is safe on a real tenant', () => {
     } finally {
       redis.disconnect();
     }
-    assert.equal(await metricValue(d, 'sync_refused_writes_total', 'direction="to-code42",reason="too_many_notes"'), 1);
+    assert.equal(await metricValue(d, 'sync_refused_total', 'direction="to-code42",reason="too_many_notes"'), 1);
     const notesTried = s.code42.requests.filter((r) => r.endpoint === 'sessions.addNote' && r.path.includes(limited)).length;
     const after = await metricValue(d, 'sync_runs_total');
     await waitFor(async () => (await metricValue(d, 'sync_runs_total')) >= after + 3, { timeoutMs: 10_000, what: 'three more runs' });

@@ -31,6 +31,8 @@ export interface XsoarSimulatorOptions {
   keepDbotMirrorId?: boolean;
   /** If given, a create naming another playbookId is answered 400. */
   knownPlaybooks?: string[];
+  /** A server without the `GET /user` route (answered 404 like any unknown route). @defaultValue false */
+  noUserRoute?: boolean;
   /** @defaultValue 50 MiB. A larger request body is answered 413. */
   maxBodyBytes?: number;
   /** Seed of the PRNG that decides faults. @defaultValue 7 */
@@ -484,7 +486,7 @@ export class XsoarSimulator {
       return answer(authFailure.status, authFailure);
     }
 
-    if (route.endpoint === 'unknown') {
+    if (route.endpoint === 'unknown' || (route.endpoint === 'user' && this.opts.noUserRoute)) {
       return answer(404, xsoarError(404, 'not_found', 'Not found', `No such endpoint: ${method} ${path}`, 'route not found'));
     }
     if (route.methodNotAllowed) {

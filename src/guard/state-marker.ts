@@ -4,6 +4,7 @@ import type { Logger } from '../infra/logger.js';
 import type { StateLossCheck } from '../forward/forward-worker.js';
 import type { StateKeys } from '../store/keys.js';
 import type { CreateMark } from '../forward/ledger.js';
+import { requestWindowReread } from '../poll/poll-state.js';
 
 const CLOCK_MARGIN_MS = 10 * 60_000;
 
@@ -79,6 +80,8 @@ export class StateMarker implements StateLossCheck {
     // be a first start: the first session that needs it asks XSOAR whether it holds any incident of ours.
     const unverified = when === 'start' && this.opts.xsoarHoldsAny !== undefined;
     await redis.set(keys.rebuild, JSON.stringify({ since: now, ...(unverified ? { firstStart: true } : {}) }), 'PX', this.opts.doubtTtlMs, 'NX');
+    // What was queued is gone with the rest: the poller reads the whole window again at its next poll.
+    if (!unverified) await requestWindowReread(redis, keys, now);
     const rescheduled = await (this.opts.onLoss?.() ?? Promise.resolve()).then(
       () => true,
       (err: unknown) => {
@@ -119,6 +122,8 @@ export class StateMarker implements StateLossCheck {
         return true;
       }
       await redis.set(keys.rebuild, JSON.stringify({ since }), 'KEEPTTL');
+      // Not a first start after all: the first poll's limit of FIRST_FETCH is lifted and the whole window read again.
+      await requestWindowReread(redis, keys, since);
       this.reportLoss('start', since);
       return false;
     })().catch((err: unknown) => {

@@ -66,6 +66,8 @@ export interface SweepPosition {
   importing: boolean;
   /** The whole window has been read with the count index kept: counts can be compared. */
   countsArmed: boolean;
+  /** The last poll compared counts (armed, and its pages carried totalCount): the sweeps run at their slower cadence. */
+  countsLive: boolean;
   /** Code42 time of the last count probe, per family. */
   probedAt: Record<string, number>;
   tiers: Record<string, SweepCursor>;
@@ -198,6 +200,7 @@ export class PollState {
       listingAt: num(h.listingAt),
       importing: h.importing === '1',
       countsArmed: h.countsArmed === '1',
+      countsLive: h.countsLive === '1',
       probedAt,
       tiers,
     };
@@ -210,6 +213,7 @@ export class PollState {
     if (position.listingAt !== null) fields.listingAt = String(position.listingAt);
     fields.importing = position.importing ? '1' : '0';
     fields.countsArmed = position.countsArmed ? '1' : '0';
+    fields.countsLive = position.countsLive ? '1' : '0';
     for (const [family, at] of Object.entries(position.probedAt)) fields[`probed:${family}`] = String(at);
     for (const [name, c] of Object.entries(position.tiers)) fields[`tier:${name}`] = JSON.stringify(c);
     await this.redis.hset(this.keys.sweep, fields);

@@ -152,6 +152,8 @@ interface PollContext {
   /** Sessions that began before this have left the window (a deep cycle may still list them). */
   windowFrom: number;
   troubles: ListingTrouble[];
+  /** Names of the listings of more than one page read to their end this poll. */
+  ended: Set<string>;
   result: PollResult;
 }
 
@@ -183,9 +185,8 @@ export class Poller {
   private readonly counts: CountIndex;
   private readonly watch: CountWatch;
   private readonly filterStates: readonly string[];
-  /** The listing that stopped ending, while it lasts (one log line per episode). */
-  private listingTrouble: { listing: string; since: number } | null = null;
-  private readonly loggedTroubles = new Set<string>();
+  /** Listings that stopped ending, while it lasts (one log line per episode), by name. */
+  private readonly listingTroubles = new Map<string, { since: number; detail: string }>();
   private lastSkewWarning = { at: 0, offset: 0 };
   private warnedNoDate = false;
 
@@ -308,6 +309,7 @@ export class Poller {
       origin: position.origin ?? 0,
       windowFrom: (position.listingFrom as number) - SEEN_MARGIN_MS,
       troubles: [],
+      ended: new Set(),
       result: {
         since,
         checkpoint: codeNow,
@@ -380,7 +382,8 @@ export class Poller {
       await this.state.saveSweep(position);
     }
 
-    await this.sweep(ctx, position, ctx.result.countState === 'active');
+    position.countsLive = ctx.result.countState === 'active';
+    await this.sweep(ctx, position, position.countsLive);
     // The re-read is served once its rush has read the whole window.
     if (reread !== null && position.tiers.deep?.serves === reread && position.tiers.deep.done) await this.state.clearReread(reread);
 
@@ -457,11 +460,13 @@ export class Poller {
       position.origin ??= 0;
       position.importing = false;
       position.countsArmed = false;
+      position.countsLive = false;
       rush = position.tiers.deep?.serves !== reread;
     } else if (position.origin === null) {
       position.origin = codeNow - this.opts.firstFetchMs;
       position.importing = true;
       position.countsArmed = false;
+      position.countsLive = false;
       rush = true;
     } else if (noCheckpoint && !position.tiers.deep?.rush) {
       rush = true;
@@ -480,7 +485,7 @@ export class Poller {
       position.tiers.deep = { start: codeNow, page: 0, done: false, lastPages: old?.lastPages ?? 0, from: position.listingFrom, rush: true, ...(reread !== null ? { serves: reread } : {}) };
       return true;
     }
-    const tiers = sweepTiers({ lookbackMs: this.opts.lookbackMs, sweepIntervalMs: this.sweepIntervalMs, deepLookbackMs: this.deepLookbackMs, countsActive: position.countsArmed });
+    const tiers = sweepTiers({ lookbackMs: this.opts.lookbackMs, sweepIntervalMs: this.sweepIntervalMs, deepLookbackMs: this.deepLookbackMs, countsActive: position.countsLive });
     for (const tier of tiers) {
       const cursor = position.tiers[tier.name];
       if (cursor && !(cursor.done && codeNow >= cursor.start + tier.periodMs)) continue;
@@ -521,8 +526,14 @@ export class Poller {
         const fresh = !listing.pages.has(cursor.page);
         const outcome = await this.readPage(ctx, listing, cursor.page);
         if (!outcome) {
-          // The listing does not end: this cycle stops here (reported); the next one starts on schedule.
-          this.finishCycle(ctx, position, tier.name, cursor);
+          // The listing does not end: this cycle stops here (reported; counts stay unarmed, a first start's
+          // import ends); the next one starts on schedule.
+          cursor.done = true;
+          cursor.lastPages = cursor.page;
+          if (cursor.rush) {
+            position.importing = false;
+            ctx.importing = false;
+          }
           await this.state.saveSweep(position);
           break;
         }
@@ -541,6 +552,12 @@ export class Poller {
       // The whole window was read with the index kept: counts can be compared from now on.
       position.countsArmed = true;
       if (cursor.rush) {
+        // The rush read the recent sweep's listing to its end: that cycle is covered too.
+        const recent = position.tiers.recent;
+        if (recent && !recent.done && cursor.from === position.listingFrom) {
+          recent.done = true;
+          recent.lastPages = Math.max(1, recent.page);
+        }
         position.importing = false;
         ctx.importing = false;
       }
@@ -612,6 +629,8 @@ export class Poller {
       totalCount,
     };
     listing.pages.set(pageNumber, outcome);
+    // Paging works again once a listing of more than one page reaches its end.
+    if (outcome.last && pageNumber >= 1) ctx.ended.add(listing.name);
     this.opts.events?.onSessions?.({ seen: page.items.length, enqueued: counts.enqueued, filtered: counts.filtered, rejected: counts.rejected });
     return outcome;
   }
@@ -622,23 +641,24 @@ export class Poller {
     ctx.troubles.push(trouble);
   }
 
-  /** One log line per listing that stops ending (not one per poll), readiness degraded while it lasts. */
+  /**
+   * One log line per listing that stops ending (not one per poll); /readyz degraded until a read of that
+   * listing reaches its end again.
+   */
   private async reportListingHealth(ctx: PollContext): Promise<void> {
-    const first = ctx.troubles[0];
-    if (!first) {
-      if (this.listingTrouble) this.opts.logger.info({ listing: this.listingTrouble.listing }, 'GET /v1/sessions ends again');
-      this.listingTrouble = null;
-      await this.state.recordListingHealth(null);
-      return;
-    }
-    ctx.result.listingTrouble = first.detail;
     for (const t of ctx.troubles) {
-      if (this.loggedTroubles.has(`${t.listing}:${t.kind}`)) continue;
-      this.loggedTroubles.add(`${t.listing}:${t.kind}`);
-      this.opts.logger.error({ listing: t.listing, kind: t.kind, page: t.page }, t.detail);
+      if (!this.listingTroubles.has(t.listing)) {
+        this.listingTroubles.set(t.listing, { since: ctx.codeNow, detail: t.detail });
+        this.opts.logger.error({ listing: t.listing, kind: t.kind, page: t.page }, t.detail);
+      }
     }
-    this.listingTrouble ??= { listing: first.listing, since: ctx.codeNow };
-    await this.state.recordListingHealth({ detail: first.detail, since: this.listingTrouble.since });
+    if (ctx.ended.size > 0 && ctx.troubles.length === 0 && this.listingTroubles.size > 0) {
+      this.opts.logger.info({ listings: [...this.listingTroubles.keys()], ended: [...ctx.ended] }, 'GET /v1/sessions ends again');
+      this.listingTroubles.clear();
+    }
+    const first = [...this.listingTroubles.values()][0];
+    ctx.result.listingTrouble = ctx.troubles[0]?.detail ?? first?.detail ?? null;
+    await this.state.recordListingHealth(first ? { detail: first.detail, since: first.since } : null);
   }
 
   private async handlePage(items: readonly unknown[], ctx: PollContext): Promise<{ enqueued: number; filtered: number; rejected: number }> {

@@ -209,6 +209,7 @@ export class Daemon {
       code42Clock,
       deepLookbackMs: config.poll.deepLookback,
       sweepIntervalMs: config.poll.sweepInterval,
+      probeIntervalMs: config.poll.countProbeInterval,
       ...(this.sync ? { changeSink: this.sync.sink } : {}),
       pollIntervalMs: config.poll.interval,
       // Half of what the budget allows in one interval: a poll fits its interval with room for forwarding.

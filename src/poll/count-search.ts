@@ -25,6 +25,11 @@ export interface SearchDeps {
   probe(slice: Slice): Promise<number | null>;
   /** What the daemon expects Code42 to count there: what it has read, plus known gaps. */
   expected(slice: Slice): Promise<number>;
+  /**
+   * How many sessions a whole read of the slice returns (a filtered family counts a few sessions of a
+   * slice that holds many). @defaultValue the slice's count
+   */
+  size?(slice: Slice): Promise<number>;
 }
 
 export interface SearchLimits {
@@ -79,7 +84,8 @@ export async function findChangedSlices(top: CountedSlice, deps: SearchDeps, lim
   const stack: CountedSlice[] = [top];
   while (stack.length > 0) {
     const node = stack.pop() as CountedSlice;
-    const halves = node.count > leafMax ? splitSlice(node, unitMs) : null;
+    const size = Math.max(node.count, deps.size ? await deps.size(node) : 0);
+    const halves = size > leafMax ? splitSlice(node, unitMs) : null;
     if (!halves) {
       if (out.leaves.length >= maxLeaves) {
         out.truncated = true;

@@ -117,6 +117,8 @@ export class CountWatch {
         {
           probe: (slice) => this.opts.count(this.queryFor(family, slice)),
           expected: (slice) => index.expected(family, slice),
+          // Slices are read whole, without the family's filter: split until that is one page.
+          ...(family === 'all' ? {} : { size: (slice: Slice) => index.known('all', slice) }),
         },
         this.opts.limits,
       );

@@ -355,7 +355,7 @@ export class Poller {
     ctx.result.recentPages = page;
     // The recent sweep reads the same listing: a cursor inside what the recent read just covered moves past it for free.
     const recentTier = position.tiers.recent;
-    if (recentTier && !recentTier.done && recentTier.page <= page && last) {
+    if (recentTier && recentTier.before === undefined && !recentTier.done && recentTier.page <= page && last) {
       recentTier.page = page;
       if (last.last || last.oldestEnd < recentTier.start - this.opts.lookbackMs) {
         recentTier.done = true;
@@ -477,7 +477,8 @@ export class Poller {
       position.listingFrom = codeNow - this.deepLookbackMs - this.sweepIntervalMs;
       position.listingAt = codeNow;
       const old = position.tiers.recent;
-      position.tiers.recent = { start: codeNow, page: 0, done: false, lastPages: old ? (old.done ? old.lastPages || old.page : old.lastPages) : 0 };
+      // A rush reads everything the recent sweep would: its cycle counts as done.
+      position.tiers.recent = { start: codeNow, page: 0, done: rush, lastPages: old ? (old.done ? old.lastPages || old.page : old.lastPages) : 0, from: position.listingFrom, before: codeNow };
     }
     if (rush) {
       const old = position.tiers.deep;
@@ -489,14 +490,9 @@ export class Poller {
     for (const tier of tiers) {
       const cursor = position.tiers[tier.name];
       if (cursor && !(cursor.done && codeNow >= cursor.start + tier.periodMs)) continue;
-      const next: SweepCursor = { start: codeNow, page: 0, done: false, lastPages: cursor?.lastPages ?? 0 };
-      if (tier.name === 'deep') {
-        // Its own listing for the whole cycle: sessions that begin later are the recent reads' (so a long cycle
-        // does not grow with them), and with no filter nothing ever leaves it.
-        next.from = position.listingFrom;
-        next.before = codeNow;
-      }
-      position.tiers[tier.name] = next;
+      // Each cycle reads its own listing: sessions that begin later are the recent reads' (so a cycle spread
+      // over its interval does not grow with them and re-read them), and with no filter nothing leaves it.
+      position.tiers[tier.name] = { start: codeNow, page: 0, done: false, lastPages: cursor?.lastPages ?? 0, from: position.listingFrom, before: codeNow };
     }
     return false;
   }
@@ -516,7 +512,7 @@ export class Poller {
       const from = cursor.from ?? (position.listingFrom as number);
       const query: SessionQuery = { onOrAfter: from, ...(cursor.before !== undefined ? { before: cursor.before } : {}), severities: [], states: [], order: 'end_time_desc' };
       const known = await this.counts.known('all', { from, to: cursor.before ?? Number.MAX_SAFE_INTEGER });
-      const listing = this.listing(ctx, tier.name === 'recent' || rush ? 'recent' : `sweep_${tier.name}`, query, known);
+      const listing = this.listing(ctx, rush ? 'recent' : `sweep_${tier.name}`, query, known);
       const estimate = Math.max(cursor.lastPages, tier.name === 'deep' ? Math.ceil(known / SESSIONS_PAGE_SIZE) : 0, 1);
       const due = rush
         ? (this.opts.maxRushPagesPerPoll ?? 3 * maxPages)

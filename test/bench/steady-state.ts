@@ -185,7 +185,7 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
       importing: '0',
       countsArmed: '1',
       countsLive: '1',
-      'tier:recent': JSON.stringify({ start: T0, page: 0, done: false, lastPages: Math.ceil((n * params.lookbackMs) / DAY / PAGE) }),
+      'tier:recent': JSON.stringify({ start: T0, page: 0, done: false, lastPages: Math.ceil((n * params.lookbackMs) / DAY / PAGE), from: listingFrom, before: T0 }),
       'tier:deep': JSON.stringify({ start: T0, page: 0, done: false, lastPages: Math.ceil(history / PAGE), from: listingFrom, before: T0 }),
     });
     if (opts.wipe) {

@@ -80,6 +80,18 @@ describe('count search', () => {
     assert.ok(out.leaves.every((l) => l.from >= 10_000 * MIN), 'the newer one first');
   });
 
+  it('splits a filtered family until a whole read of the slice is one page', async () => {
+    // `out`: one session closed among 4,000; the slice handed back must be readable in one page.
+    const closedAt = base[2_000] as number;
+    const o = oracle([closedAt], []);
+    const size = async (s: Slice): Promise<number> => base.filter((t) => t >= s.from && t < s.to).length;
+    const out = await findChangedSlices({ from: 0, to: 12_500 * MIN, count: 1 }, { ...o.deps, size });
+    assert.equal(out.leaves.length, 1);
+    const leaf = out.leaves[0] as Slice;
+    assert.ok(closedAt >= leaf.from && closedAt < leaf.to);
+    assert.ok((await size(leaf)) <= 50, 'one page');
+  });
+
   it('gives up when a probe carries no count', async () => {
     const out = await findChangedSlices({ from: 0, to: DAY, count: 5 }, { probe: async () => null, expected: async () => 0 }, { leafMax: 1 });
     assert.equal(out.noCount, true);

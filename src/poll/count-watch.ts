@@ -124,6 +124,9 @@ export class CountWatch {
       );
       result.probes += search.probes;
       result.truncated ||= search.truncated;
+      // Not every differing slice found within the limits: the family is looked at again next poll, not
+      // one probe interval later.
+      if (search.truncated && family !== 'all') r.probedAt[family] = 0;
       if (search.noCount) {
         result.noCount = true;
         break;

@@ -189,8 +189,9 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
       'tier:deep': JSON.stringify({ start: T0, page: 0, done: false, lastPages: Math.ceil(history / PAGE), from: listingFrom, before: T0 }),
     });
     if (opts.wipe) {
-      // A backlog: 40 forwarded sessions that ended 3 h to 2 days ago still queued when Redis loses its data.
-      const old = forwardedHist.filter((s) => (s.endTime ?? 0) < T0 - 3 * HOUR && (s.endTime ?? 0) > T0 - 2 * DAY).slice(-40);
+      // A backlog: 40 forwarded sessions that ended 3 h to 3 days ago (spread evenly) still queued when Redis loses its data.
+      const pool = forwardedHist.filter((s) => (s.endTime ?? 0) < T0 - 3 * HOUR && (s.endTime ?? 0) > T0 - 3 * DAY);
+      const old = Array.from({ length: 40 }, (_, i) => pool[Math.floor((i * pool.length) / 40)] as Session);
       const backlog = createForwardQueue(conn(), 'bench6', { attempts: 1, backoffMs: 1_000, keepCompletedMs: DAY });
       await enqueueSessions(backlog, old, T0 - HOUR);
       await backlog.close();
@@ -275,7 +276,8 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
         const at = Math.floor(now - rnd() * params.pollMs);
         const s = newSession(`n-${added++}`, at, rnd);
         sim.addSession(s.input, { visibleAt: Math.ceil(at) });
-        visibleAt.set(s.input.sessionId as string, at);
+        // Delays are measured for the sessions in the filter (the 5 % low ones are not forwarded).
+        if ((s.input.scores?.[0]?.severity ?? 0) >= 2) visibleAt.set(s.input.sessionId as string, at);
       }
       while (schedule.length > 0 && (schedule[0] as { at: number }).at <= now) (schedule.shift() as { run: () => void }).run();
       if (opts.wipe && !wiped && now >= wipeAt) {

@@ -159,15 +159,6 @@ export class IncydrClient {
   }
 
   /**
-   * How many sessions match `query` (any begin-time slice, any state and severity filter): one call, a
-   * page of one item, its `totalCount`. Null when the answer carries no count.
-   */
-  async countSessions(query: Omit<SessionQuery, 'pageSize'>): Promise<number | null> {
-    const page = await this.listSessionsPage({ ...query, pageSize: 1 }, 0);
-    return page.totalCount;
-  }
-
-  /**
    * Every page of sessions matching `query`. With `totalCount`, pages until that many were read (not
    * by a short page: the server may cap the page size below what was asked). Without it, pages until a
    * page is shorter than asked, as the Incydr SDK's `iter_all` does, and reports the oddity.

@@ -160,6 +160,21 @@ describe('poller: count detection', () => {
     });
   }
 
+  it('a lasting difference (an item that fails validation) is read once per count, then kept as a gap, not chased every poll', async () => {
+    await startSim();
+    const h = harness({ firstFetchMs: 4 * DAY });
+    await run(h, T0 + 2 * MIN);
+    // Code42 lists it, the daemon can never count it as read.
+    sim.addRawSession({ sessionId: 'broken-1', beginTime: T0 - 2 * DAY, endTime: 'yesterday' }, { visibleAt: now });
+    const { results } = await run(h, T0 + 30 * MIN);
+    const reads = results.map((r) => r.countPages);
+    // Once for `all` (the next poll), once when `out` and `sev` (which let it through too) are first probed.
+    assert.ok(reads.filter((n) => n > 0).length <= 2, `slices read in two polls at most: ${reads.join(',')}`);
+    assert.ok(reads.slice(10).every((n) => n === 0), 'then never again');
+    assert.ok(results.at(-1)?.countState === 'active');
+    assert.equal(results.reduce((n, r) => n + r.rejected, 0), 1, 'recorded in the rejected log once');
+  });
+
   it('without totalCount: no count detection, the sweeps at their documented cadence find a late session', async () => {
     await startSim({ totalCount: 'omitted' });
     const h = harness({ poller: { sweepIntervalMs: HOUR } });

@@ -545,8 +545,9 @@ export class Poller {
     cursor.done = true;
     cursor.lastPages = cursor.page;
     if (tier === 'deep') {
-      // The whole window was read with the index kept: counts can be compared from now on.
-      position.countsArmed = true;
+      // The whole window was read with the index kept: counts can be compared from now on. (A cycle begun
+      // by an earlier version, without its own listing, may have read part of it before the index existed.)
+      if (cursor.from !== undefined) position.countsArmed = true;
       if (cursor.rush) {
         // The rush read the recent sweep's listing to its end: that cycle is covered too.
         const recent = position.tiers.recent;

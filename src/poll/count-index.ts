@@ -82,6 +82,20 @@ export class CountIndex {
     for (const [err] of results) if (err) throw err;
   }
 
+  /**
+   * The daemon set these sessions' state in Code42 itself (the state sync's change-state): moves them in
+   * or out of `out` as Code42's count will, so its own closes do not each cost a count search. Sessions
+   * the index does not hold (never read) are left alone.
+   */
+  async markState(ids: readonly string[], out: boolean): Promise<void> {
+    if (ids.length === 0) return;
+    const begins = await this.redis.zmscore(this.keys.all, ...ids);
+    const held = ids.flatMap((id, i) => (begins[i] === null || begins[i] === undefined ? [] : [{ id, begin: Number(begins[i]) }]));
+    if (held.length === 0) return;
+    if (out) await this.redis.zadd(this.keys.out, ...held.flatMap((h) => [h.begin, h.id]));
+    else await this.redis.zrem(this.keys.out, ...held.map((h) => h.id));
+  }
+
   /** Sessions read in the slice (without gaps). */
   async known(family: CountFamily, slice: Slice): Promise<number> {
     return this.redis.zcount(this.keys[family], String(slice.from), `(${slice.to}`);

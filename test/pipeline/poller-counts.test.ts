@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, beforeEach, describe, it } from 'node:test';
 import { forwardJobId, stateKeys } from '../../src/store/keys.js';
 import { PollState } from '../../src/poll/poll-state.js';
+import { CountIndex } from '../../src/poll/count-index.js';
 import type { SessionChange, SessionChangeSink } from '../../src/poll/session-change.js';
 import { StateMarker } from '../../src/guard/state-marker.js';
 import { Readiness } from '../../src/ops/readiness.js';
@@ -159,6 +160,19 @@ describe('poller: count detection', () => {
       assert.ok(probes < results.length, `count probes ${probes} in ${results.length} polls`);
     });
   }
+
+  it("the daemon's own close, reported to the count index, costs no count search", async () => {
+    await startSim();
+    const h = harness({ firstFetchMs: 4 * DAY });
+    await run(h, T0 + 2 * MIN);
+    const id = (await h.jobIds()).map((j) => j.replace(/^session-/, ''))[100] as string;
+    // What the state sync does: change-state in Code42, then tell the index.
+    sim.consoleChangeState(id, 'CLOSED_TP', 'key-sim-client');
+    await new CountIndex(h.redis, stateKeys(prefix)).markState([id], true);
+    const { results } = await run(h, T0 + 10 * MIN);
+    assert.equal(results.reduce((n, r) => n + r.countPages, 0), 0, 'no slice read');
+    assert.ok(results.reduce((n, r) => n + r.countProbes, 0) <= 4, 'only the periodic probes');
+  });
 
   it('a lasting difference (an item that fails validation) is read once per count, then kept as a gap, not chased every poll', async () => {
     await startSim();

@@ -20,7 +20,7 @@ import { ForwarderMetrics } from './ops/metrics.js';
 import { metricSources } from './ops/metric-sources.js';
 import { pollerReadMetrics } from './ops/poller-read-metrics.js';
 import { Readiness, type ReadinessReport } from './ops/readiness.js';
-import { PollState } from './poll/poll-state.js';
+import { PollState, requestWindowReread } from './poll/poll-state.js';
 import { Poller } from './poll/poller.js';
 import { IdResolver } from './forward/id-resolver.js';
 import { eventsWorthKeeping } from './xsoar/body-budget.js';
@@ -29,7 +29,7 @@ import { FORWARD_QUEUE, stateKeys, type StateKeys } from './store/keys.js';
 import { SyncService } from './sync/sync-service.js';
 import { createIncydrClient, createXsoarClient } from './upstreams.js';
 import { mappingOptions } from './xsoar/mapping-options.js';
-import { packageVersion } from './cli/version.js';
+import { packageVersion } from './infra/version.js';
 
 export interface DaemonOptions {
   config: Config;
@@ -124,6 +124,7 @@ export class Daemon {
       doubtTtlMs: settings.stateDoubtMs,
       xsoarHoldsAny: () => xsoar.holdsAnyForwardedIncident(),
       onLoss: () => runtime.ensureSchedules(),
+      requestReread: (since) => requestWindowReread(state, keys, since),
       onLossCounted: () => metrics.redisStateLost(),
       ...at,
     });

@@ -6,7 +6,7 @@ import { checkCommand } from './check.js';
 import { failedFilter, failedList, failedRetry } from './failed.js';
 import { parseTimeArg, replayCommand } from './replay.js';
 import { runCommand } from './run.js';
-import { packageVersion } from './version.js';
+import { packageVersion } from '../infra/version.js';
 import { statusCommand } from './status.js';
 
 function withConfig(io: CliIo, body: (config: Config) => Promise<number>): Promise<number> {

@@ -23,7 +23,7 @@ export interface Config {
     maxEventsSize: number;
     caFile: string | null;
   };
-  poll: { interval: number; firstFetch: number; lookback: number; deepLookback: number; sweepInterval: number };
+  poll: { interval: number; firstFetch: number; lookback: number; deepLookback: number; sweepInterval: number; countProbeInterval: number };
   redis: { url: string; prefix: string; password: string | null };
   log: { level: string };
   xsoar: {

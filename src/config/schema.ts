@@ -80,28 +80,34 @@ export const schema = {
       env: 'POLL_INTERVAL',
     },
     firstFetch: {
-      doc: 'How far back the very first poll looks',
+      doc: 'What the very first start takes from what Code42 already shows: sessions visible then that began longer ago than this are not forwarded (one that becomes visible later is, up to DEEP_LOOKBACK)',
       format: 'duration',
       default: 86_400_000 as number | string,
       env: 'FIRST_FETCH',
     },
     lookback: {
-      doc: 'Sessions that become visible up to this long after their latest activity are caught by the recent sweep, run every LOOKBACK/8',
+      doc: "Sessions that become visible up to this long after their latest activity are caught by the recent sweep, run every LOOKBACK/8 (every LOOKBACK while Code42's counts find them first)",
       format: 'duration',
       default: 7_200_000 as number | string,
       env: 'LOOKBACK',
     },
     deepLookback: {
-      doc: 'Sessions that become visible up to this long after they began are still forwarded (read by the sweeps)',
+      doc: "Sessions that become visible up to this long after they began are still forwarded (found by Code42's counts within minutes, and by the sweeps)",
       format: 'positive-duration',
       default: 604_800_000 as number | string,
       env: 'DEEP_LOOKBACK',
     },
     sweepInterval: {
-      doc: 'The whole DEEP_LOOKBACK window is re-read once per this interval, in slices spread over it (see Performance for the cost)',
+      doc: "The whole DEEP_LOOKBACK window is re-read once per this interval (once per DEEP_LOOKBACK while Code42's counts find late sessions and changes first), in slices spread over it (see Performance for the cost)",
       format: 'positive-duration',
       default: 28_800_000 as number | string,
       env: 'SWEEP_INTERVAL',
+    },
+    countProbeInterval: {
+      doc: "How often Code42's counts of sessions outside ALERT_STATES and inside ALERT_SEVERITIES are checked (one call each): a close in the console or an escalation without activity arrives within about this long",
+      format: 'positive-duration',
+      default: 240_000 as number | string,
+      env: 'COUNT_PROBE_INTERVAL',
     },
   },
   redis: {

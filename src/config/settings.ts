@@ -10,6 +10,8 @@ export interface PollSettings {
   deepLookbackMs: number;
   sweepIntervalMs: number;
   pollIntervalMs: number;
+  /** How often sessions are counted outside the state filter and inside the severity filter (COUNT_PROBE_INTERVAL). */
+  probeIntervalMs: number;
   /** Half of what the request budget allows in one poll interval: a poll fits its interval with room for forwarding. */
   maxSweepPagesPerPoll: number;
 }
@@ -75,6 +77,7 @@ export function deriveSettings(config: Config): DerivedSettings {
       deepLookbackMs: poll.deepLookback,
       sweepIntervalMs: poll.sweepInterval,
       pollIntervalMs: poll.interval,
+      probeIntervalMs: poll.countProbeInterval,
       maxSweepPagesPerPoll: Math.max(1, Math.min(50, Math.floor((code42.rateLimit * poll.interval) / 60_000 / 2))),
     },
     sweepYieldBacklog: 2 * worker.concurrency,

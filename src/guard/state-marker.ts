@@ -23,6 +23,8 @@ export interface StateMarkerOptions {
   xsoarHoldsAny?: () => Promise<boolean | null>;
   /** Called once per detected loss, after the marker is back: re-create what lives only in Redis (the schedule). */
   onLoss?: () => Promise<void>;
+  /** What was queued is gone with the rest: have the whole window read again, from `since` (the poller's business). */
+  requestReread?: (since: number) => Promise<void>;
   /** Counted once per detected loss. */
   onLossCounted?: () => void;
   clock?: () => number;
@@ -77,6 +79,8 @@ export class StateMarker {
     // be a first start: the first session that needs it asks XSOAR whether it holds any incident of ours.
     const unverified = when === 'start' && this.opts.xsoarHoldsAny !== undefined;
     await redis.set(keys.rebuild, JSON.stringify({ since: now, ...(unverified ? { firstStart: true } : {}) }), 'PX', this.opts.doubtTtlMs, 'NX');
+    // What was queued is gone with the rest: the poller reads the whole window again at its next poll.
+    if (!unverified) await this.opts.requestReread?.(now);
     const rescheduled = await (this.opts.onLoss?.() ?? Promise.resolve()).then(
       () => true,
       (err: unknown) => {
@@ -117,6 +121,8 @@ export class StateMarker {
         return true;
       }
       await redis.set(keys.rebuild, JSON.stringify({ since }), 'KEEPTTL');
+      // Not a first start after all: the first poll's limit of FIRST_FETCH is lifted and the whole window read again.
+      await this.opts.requestReread?.(since);
       this.reportLoss('start', since);
       return false;
     })().catch((err: unknown) => {

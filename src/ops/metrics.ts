@@ -2,7 +2,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { RequestObserver } from '../infra/request-observer.js';
 import type { ForwardWorkerEvents } from '../forward/forward-worker.js';
 import type { PollerEvents } from '../poll/poller.js';
-import { packageVersion } from '../cli/version.js';
+import { packageVersion } from '../infra/version.js';
 import type { ReadinessReport } from './readiness.js';
 
 export { METRIC_PREFIX } from '../infra/metric-prefix.js';

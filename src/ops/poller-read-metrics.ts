@@ -11,7 +11,7 @@ export function pollerReadMetrics(registry: Registry): NonNullable<PollerEvents[
   const registers = [registry];
   const pages = new Counter({
     name: `${p}list_pages_total`,
-    help: 'GET /v1/sessions pages read, by purpose: recent (each poll, newest activity), sweep_recent, sweep_deep',
+    help: 'GET /v1/sessions pages read, by purpose: recent (each poll, newest activity), sweep_recent, sweep_deep, count_probe (a page of one item for its totalCount), count_read (a begin-time slice whose count differed, read whole)',
     labelNames: ['purpose'] as const,
     registers,
   });
@@ -31,12 +31,29 @@ export function pollerReadMetrics(registry: Registry): NonNullable<PollerEvents[
     help: "Code42's clock (Date header of its answers) minus this host's clock; polling windows use Code42's",
     registers,
   });
-  for (const purpose of ['recent', 'sweep_recent', 'sweep_deep']) pages.inc({ purpose }, 0);
+  const countState = new Gauge({
+    name: `${p}count_detection`,
+    help: "Count detection of changes (1 for the current state): active, warming (the whole window not read yet), no_total_count (Code42's pages carry no totalCount: the sweeps alone find late sessions and changes, at their documented cadence)",
+    labelNames: ['state'] as const,
+    registers,
+  });
+  const listingTrouble = new Gauge({
+    name: `${p}listing_not_ending`,
+    help: 'GET /v1/sessions did not end at the last poll (a page repeating the one before, or past totalCount): reads are bounded, /readyz degraded',
+    registers,
+  });
+  for (const purpose of ['recent', 'sweep_recent', 'sweep_deep', 'count_probe', 'count_read']) pages.inc({ purpose }, 0);
+  for (const state of ['active', 'warming', 'no_total_count']) countState.set({ state }, 0);
+  listingTrouble.set(0);
   for (const tier of ['recent', 'deep']) yields.inc({ tier }, 0);
   return (r) => {
     pages.inc({ purpose: 'recent' }, r.recentPages);
     for (const [tier, n] of Object.entries(r.sweepPages)) pages.inc({ purpose: `sweep_${tier}` }, n);
     for (const tier of r.yielded) yields.inc({ tier });
+    if (r.countProbes) pages.inc({ purpose: 'count_probe' }, r.countProbes);
+    if (r.countPages) pages.inc({ purpose: 'count_read' }, r.countPages);
+    if (r.countState) for (const state of ['active', 'warming', 'no_total_count'] as const) countState.set({ state }, r.countState === state ? 1 : 0);
+    listingTrouble.set(r.listingTrouble ? 1 : 0);
     changes.inc(r.changes);
     if (r.clockOffsetMs !== null) offset.set(r.clockOffsetMs / 1000);
   };

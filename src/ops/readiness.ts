@@ -86,6 +86,7 @@ export class Readiness {
       } catch (err) {
         checks.poll = { ok: false, detail: (err as Error).message };
       }
+      checks.listing = await this.listingCheck(now);
     }
 
     for (const upstream of ['code42', 'xsoar'] as const) {
@@ -113,6 +114,22 @@ export class Readiness {
 
     const degraded = Object.entries(checks).filter(([, c]) => c.degraded).map(([name]) => name);
     return { ready: Object.values(checks).every((c) => c.ok), checks, ...(degraded.length > 0 ? { degraded } : {}) };
+  }
+
+  /**
+   * A listing of Code42 sessions that does not end (a server ignoring `page_number`): the poller bounds its
+   * reads and keeps forwarding from the pages it gets; reported (degraded) while the last poll met it.
+   */
+  private async listingCheck(now: number): Promise<CheckResult> {
+    const last = await within1s(this.opts.pollState.lastPoll(), 'reading the last poll').catch(() => null);
+    const trouble = last?.listingTrouble;
+    if (!trouble) return { ok: true, detail: 'every listing read ended' };
+    return {
+      ok: true,
+      degraded: true,
+      since: new Date(trouble.since).toISOString(),
+      detail: `${trouble.detail} (for ${Math.round(Math.max(0, now - trouble.since) / 1000)} s; reads are bounded, the checkpoint does not move past what was read)`,
+    };
   }
 
   /** Used memory against maxmemory, and whether Redis refuses writes (a full Redis pauses forwarding). */

@@ -3,17 +3,21 @@ import type { Redis } from 'ioredis';
 import { Code42Clock } from '../code42/code42-clock.js';
 import { SESSIONS_PAGE_SIZE, type IncydrClient, type SessionQuery } from '../code42/incydr-client.js';
 import { Code42RequestError, Code42ResponseError } from '../code42/errors.js';
-import type { Session } from '../code42/schemas.js';
+import { currentSeverity, currentStateNames, type Session } from '../code42/schemas.js';
 import type { SessionState, SeverityWord } from '../code42/vocabulary.js';
 import type { Logger } from '../infra/logger.js';
 import type { StateKeys } from '../store/keys.js';
 import { SessionIntake, enqueueSessions } from './session-intake.js';
-import { PollState, type SweepCursor, type SweepPosition } from './poll-state.js';
+import { PollState, requestWindowReread, type SweepCursor, type SweepPosition } from './poll-state.js';
 import { RedisLock } from '../jobs/redis-lock.js';
 import { RejectedLog } from './rejected-log.js';
 import type { SessionChangeSink } from './session-change.js';
 import { SessionTracker } from './session-tracker.js';
-import { sweepTiers, sweepPagesDue, type SweepTier } from './sweep-plan.js';
+import { sweepTiers, sweepPagesDue } from './sweep-plan.js';
+import { CountIndex } from './count-index.js';
+import { CountWatch, type CountWatchState } from './count-watch.js';
+import type { SearchLimits, Slice } from './count-search.js';
+import { describeTrouble, listingPageCap, repeatsPreviousPage, type ListingTrouble, type ListingTroubleKind } from './listing-bounds.js';
 
 /** Sessions stay in the seen-set this long beyond the oldest begin time any read can still return. */
 const SEEN_MARGIN_MS = 3_600_000;
@@ -31,6 +35,12 @@ export interface PollResult {
   recentPages: number;
   /** Pages read by sweeps, by tier. */
   sweepPages: Record<string, number>;
+  /** Count probes (pages of one item) spent by the count detection. */
+  countProbes: number;
+  /** Pages of begin-time slices read whole because their counts differed. */
+  countPages: number;
+  /** Whether the count detection ran: `warming` until the whole window was read once. */
+  countState: CountWatchState;
   /** Sweep tiers that held back this poll to leave the request budget to forwarding. */
   yielded: string[];
   fetched: number;
@@ -40,6 +50,12 @@ export interface PollResult {
   rejected: number;
   /** Change records emitted for sessions already forwarded. */
   changes: number;
+  /** Sessions recorded as visible at the first start and older than FIRST_FETCH (not forwarded). */
+  imported: number;
+  /** Why a listing read stopped before its end this poll; null when every one ended. */
+  listingTrouble: string | null;
+  /** The checkpoint moved (the recent read reached the previous poll, and Redis kept its data meanwhile). */
+  checkpointMoved: boolean;
   durationMs: number;
 }
 
@@ -49,7 +65,17 @@ export interface PollerEvents {
   /** After each poll: `skipped` when another process held the poll lock. */
   onPoll?(outcome: 'ok' | 'error' | 'skipped', durationMs: number, error?: unknown): void;
   /** After each poll: list pages read per purpose, tiers that yielded, change records emitted. */
-  onReads?(reads: { recentPages: number; sweepPages: Record<string, number>; yielded: string[]; changes: number; clockOffsetMs: number | null }): void;
+  onReads?(reads: {
+    recentPages: number;
+    sweepPages: Record<string, number>;
+    countProbes?: number;
+    countPages?: number;
+    countState?: CountWatchState;
+    listingTrouble?: boolean;
+    yielded: string[];
+    changes: number;
+    clockOffsetMs: number | null;
+  }): void;
 }
 
 export interface PollerOptions {
@@ -83,6 +109,12 @@ export interface PollerOptions {
   shouldYield?: () => Promise<boolean>;
   /** Where change records go. @defaultValue the Redis stream `<prefix>:state:changes` */
   changeSink?: SessionChangeSink;
+  /** How often the state and severity counts are probed (count detection). @defaultValue 4 min */
+  probeIntervalMs?: number;
+  /** Limits of one count search (probes, slices). */
+  countSearch?: SearchLimits;
+  /** Most pages a poll reads of a whole-window read at once (first start, Redis lost its data). @defaultValue 3 × maxSweepPagesPerPoll */
+  maxRushPagesPerPoll?: number;
 }
 
 interface PageOutcome {
@@ -93,13 +125,35 @@ interface PageOutcome {
   totalCount: number | undefined;
 }
 
+/** One query read during a poll: its pages (read once whoever asks), bounded. */
+interface Listing {
+  name: string;
+  query: SessionQuery;
+  pages: Map<number, PageOutcome>;
+  /** Item ids per page (a page that repeats the one before means the server does not page). */
+  ids: Map<number, string[]>;
+  /** Pages beyond this are not read this poll (totalCount, or the window, says there are no more). */
+  cap: number;
+  stopped: boolean;
+}
+
 interface PollContext {
   /** Aborted when this poll must stop writing (lease lost, shutdown). */
   signal: AbortSignal | undefined;
   codeNow: number;
   polledAt: number;
-  query: SessionQuery;
-  pagesRead: Map<number, PageOutcome>;
+  listings: Map<string, Listing>;
+  /** Redis lost its data: every session in the filter is enqueued again, seen or not. */
+  rereading: boolean;
+  /** The first start's rush is running: old sessions found are imported. */
+  importing: boolean;
+  /** FIRST_FETCH's limit: sessions that began before it, visible at the first start, are not forwarded. */
+  origin: number;
+  /** Sessions that began before this have left the window (a deep cycle may still list them). */
+  windowFrom: number;
+  troubles: ListingTrouble[];
+  /** Names of the listings of more than one page read to their end this poll. */
+  ended: Set<string>;
   result: PollResult;
 }
 
@@ -127,7 +181,11 @@ export class Poller {
   private readonly intake: SessionIntake;
   private readonly tracker: SessionTracker;
   readonly code42Clock: Code42Clock;
-  private readonly tiers: readonly SweepTier[];
+  private readonly counts: CountIndex;
+  private readonly watch: CountWatch;
+  private readonly filterStates: readonly string[];
+  /** Listings that stopped ending, while it lasts (one log line per episode), by name. */
+  private readonly listingTroubles = new Map<string, { since: number; detail: string }>();
   private lastSkewWarning = { at: 0, offset: 0 };
   private warnedNoDate = false;
 
@@ -144,7 +202,16 @@ export class Poller {
       clock: this.clock,
     });
     this.tracker = new SessionTracker({ redis: opts.redis, keys: opts.keys, ...(opts.changeSink ? { sink: opts.changeSink } : {}) });
-    this.tiers = sweepTiers({ lookbackMs: opts.lookbackMs, sweepIntervalMs: this.sweepIntervalMs });
+    this.filterStates = opts.states;
+    this.counts = new CountIndex(opts.redis, opts.keys);
+    this.watch = new CountWatch({
+      index: this.counts,
+      count: async (query) => (await opts.client.listSessionsPage({ ...query, pageSize: 1 }, 0)).totalCount,
+      filterStates: opts.states,
+      filterSeverities: this.intake.severities,
+      ...(opts.probeIntervalMs !== undefined ? { probeIntervalMs: opts.probeIntervalMs } : {}),
+      ...(opts.countSearch ? { limits: opts.countSearch } : {}),
+    });
   }
 
   private get deepLookbackMs(): number {
@@ -227,25 +294,38 @@ export class Poller {
   private async poll(startedAt: number, run: { signal: AbortSignal; stillHeld(): Promise<boolean> } | undefined): Promise<PollResult> {
     const signal = run?.signal;
     const { logger } = this.opts;
+    // The state marker as the poll begins: if Redis loses its data meanwhile, no checkpoint is written.
+    const marker = await this.state.markerValue();
     const codeNow = await this.code42Now();
     this.warnOnSkew();
     const checkpoint = await this.state.getCheckpoint();
+    const reread = await this.state.rereadRequest();
     const position = await this.state.loadSweep();
-    this.startCycles(position, codeNow);
+    const rush = this.startCycles(position, codeNow, checkpoint === null, reread);
+    // A new re-read after a loss: what the first start imported is forgotten with the rest (see startCycles).
+    if (rush && reread !== null) await this.counts.forgetImported();
     await this.state.saveSweep(position);
     const since = position.listingFrom as number;
     const ctx: PollContext = {
       signal,
       codeNow,
       polledAt: startedAt,
-      query: { onOrAfter: since, severities: [], states: [], order: 'end_time_desc' },
-      pagesRead: new Map(),
+      listings: new Map(),
+      rereading: reread !== null,
+      importing: position.importing,
+      origin: position.origin ?? 0,
+      windowFrom: (position.listingFrom as number) - SEEN_MARGIN_MS,
+      troubles: [],
+      ended: new Set(),
       result: {
         since,
         checkpoint: codeNow,
         pages: 0,
         recentPages: 0,
         sweepPages: {},
+        countProbes: 0,
+        countPages: 0,
+        countState: 'warming',
         yielded: [],
         fetched: 0,
         enqueued: 0,
@@ -253,47 +333,93 @@ export class Poller {
         filtered: 0,
         rejected: 0,
         changes: 0,
+        imported: 0,
+        listingTrouble: null,
+        checkpointMoved: false,
         durationMs: 0,
       },
     };
-    logger.debug({ since: new Date(since).toISOString(), firstPoll: checkpoint === null }, 'poll started');
+    logger.debug({ since: new Date(since).toISOString(), firstPoll: checkpoint === null, rereading: ctx.rereading }, 'poll started');
+    const knownInWindow = await this.counts.known('all', { from: since, to: Number.MAX_SAFE_INTEGER });
 
-    // Recent read: from the top down to the previous poll (all of it on the very first poll).
-    const floor = checkpoint === null ? Number.NEGATIVE_INFINITY : checkpoint - (this.opts.recentMarginMs ?? 300_000);
+    // Recent read: from the top down to the previous poll (the rest of the window, on a first poll or
+    // after a loss, is the deep sweep's rush).
+    const floor = checkpoint === null ? codeNow - this.recentMarginMs - this.pollIntervalMs : checkpoint - this.recentMarginMs;
+    const main = this.listing(ctx, 'recent', { onOrAfter: since, severities: [], states: [], order: 'end_time_desc' }, knownInWindow);
     let page = 0;
-    let outcome: PageOutcome;
+    let last: PageOutcome | null = null;
+    let recentComplete = false;
     for (;;) {
-      outcome = await this.readPage(ctx, page);
+      const outcome = await this.readPage(ctx, main, page);
+      if (!outcome) break;
+      last = outcome;
       page += 1;
-      if (outcome.last || outcome.oldestEnd < floor) break;
+      if (outcome.last || outcome.oldestEnd < floor) {
+        recentComplete = true;
+        break;
+      }
     }
     ctx.result.recentPages = page;
     signal?.throwIfAborted();
-    // A sweep whose cursor lies inside what the recent read just covered moves past it for free.
-    for (const tier of this.tiers) {
-      const cursor = position.tiers[tier.name] as SweepCursor;
-      if (cursor.done || cursor.page > page) continue;
-      cursor.page = page;
-      const tierFloor = tier.floorMs === null ? null : cursor.start - tier.floorMs;
-      if (outcome.last || (tierFloor !== null && outcome.oldestEnd < tierFloor)) {
-        cursor.done = true;
-        cursor.lastPages = cursor.page;
+    // The recent sweep reads the same listing: a cursor inside what the recent read just covered moves past it for free.
+    const recentTier = position.tiers.recent;
+    if (recentTier && recentTier.before === undefined && !recentTier.done && recentTier.page <= page && last) {
+      recentTier.page = page;
+      if (last.last || last.oldestEnd < recentTier.start - this.opts.lookbackMs) {
+        recentTier.done = true;
+        recentTier.lastPages = recentTier.page;
       }
     }
     await this.state.saveSweep(position);
-    await this.sweep(ctx, position);
 
-    // A poll that lost its lease (Redis lost its data meanwhile, say) writes no checkpoint.
-    if (run && !(await run.stillHeld())) throw new Error('the poll lost its lease before writing its checkpoint; the next poll repeats it');
-    await this.state.advanceCheckpoint(codeNow);
-    const cutoff = since - SEEN_MARGIN_MS;
+    // Count detection: only once the whole window was read with the index kept, and while pages carry totalCount.
+    const allCount = main.pages.get(0)?.totalCount;
+    if (allCount === undefined && main.pages.has(0)) ctx.result.countState = 'no_total_count';
+    else if (position.countsArmed && allCount !== undefined) {
+      ctx.result.countState = 'active';
+      const round = await this.watch.round({
+        codeNow,
+        from: since,
+        allCount,
+        probedAt: position.probedAt,
+        readSlice: (slice) => this.readSlice(ctx, slice),
+      });
+      ctx.result.countProbes = round.probes;
+      if (round.noCount) ctx.result.countState = 'no_total_count';
+      if (round.differed.length > 0) logger.debug({ families: round.differed, slices: round.slices, probes: round.probes }, 'counts differed: slices read whole');
+      await this.state.saveSweep(position);
+    }
+
+    position.countsLive = ctx.result.countState === 'active';
+    await this.sweep(ctx, position, position.countsLive);
+    // The re-read is served once its rush has read the whole window.
+    if (reread !== null && position.tiers.deep?.serves === reread && position.tiers.deep.done) await this.state.clearReread(reread);
+
+    // The checkpoint moves only over what the recent read covered, and only if Redis kept its data meanwhile.
+    if (recentComplete) {
+      // A poll that lost its lease (another replica polls now, or Redis lost it) writes no checkpoint.
+      if (run && !(await run.stillHeld())) throw new Error('the poll lost its lease before writing its checkpoint; the next poll repeats it');
+      const moved = await this.state.advanceCheckpointIfMarker(codeNow, marker);
+      ctx.result.checkpointMoved = moved === 'moved';
+      if (moved === 'lost') {
+        await requestWindowReread(this.opts.redis, this.opts.keys, codeNow);
+        logger.warn('Redis lost its data while this poll ran: no checkpoint written; the whole window is read again');
+      }
+    }
+    const cutoff = ctx.windowFrom;
     await this.state.pruneSeenAndTracked(cutoff);
+    await this.counts.prune(cutoff);
     await this.rejected.pruneIds(cutoff);
+    await this.reportListingHealth(ctx);
     const result = ctx.result;
     result.durationMs = this.clock() - startedAt;
     this.opts.events?.onReads?.({
       recentPages: result.recentPages,
       sweepPages: result.sweepPages,
+      countProbes: result.countProbes,
+      countPages: result.countPages,
+      countState: result.countState,
+      listingTrouble: result.listingTrouble !== null,
       yielded: result.yielded,
       changes: result.changes,
       clockOffsetMs: this.code42Clock.offsetMs(),
@@ -306,6 +432,9 @@ export class Poller {
         pages: result.pages,
         recentPages: result.recentPages,
         sweepPages: result.sweepPages,
+        countProbes: result.countProbes,
+        countPages: result.countPages,
+        countState: result.countState,
         ...(result.yielded.length > 0 ? { yielded: result.yielded } : {}),
         fetched: result.fetched,
         enqueued: result.enqueued,
@@ -313,6 +442,7 @@ export class Poller {
         filtered: result.filtered,
         rejected: result.rejected,
         changes: result.changes,
+        ...(result.imported > 0 ? { imported: result.imported } : {}),
         durationMs: result.durationMs,
       },
       'poll completed',
@@ -320,72 +450,180 @@ export class Poller {
     return result;
   }
 
-  /** Starts the cycles that are due; a new deep cycle moves the listing (and restarts every cursor on it). */
-  private startCycles(position: SweepPosition, codeNow: number): void {
-    if (position.origin === null) position.origin = codeNow - this.opts.firstFetchMs;
-    const deep = position.tiers.deep;
-    if (!deep || position.listingFrom === null || (deep.done && codeNow >= deep.start + this.sweepIntervalMs)) {
-      // One more SWEEP_INTERVAL of depth: a session visible DEEP_LOOKBACK after it began still lies
-      // inside the listing of the cycle that first runs after it became visible.
-      position.listingFrom = Math.max(position.origin, codeNow - this.deepLookbackMs - this.sweepIntervalMs);
-      for (const tier of this.tiers) {
-        const old = position.tiers[tier.name];
-        position.tiers[tier.name] = { start: codeNow, page: 0, done: false, lastPages: old ? (old.done ? old.lastPages || old.page : old.lastPages) : 0 };
-      }
-      return;
-    }
-    for (const tier of this.tiers) {
-      const cursor = position.tiers[tier.name];
-      if (!cursor || (cursor.done && codeNow >= cursor.start + tier.periodMs)) {
-        position.tiers[tier.name] = { start: codeNow, page: 0, done: false, lastPages: cursor?.lastPages ?? 0 };
-      }
-    }
+  private get recentMarginMs(): number {
+    return this.opts.recentMarginMs ?? 300_000;
   }
 
-  private async sweep(ctx: PollContext, position: SweepPosition): Promise<void> {
+  private get pollIntervalMs(): number {
+    return this.opts.pollIntervalMs ?? 30_000;
+  }
+
+  /**
+   * Moves the listing every SWEEP_INTERVAL and starts the cycles that are due. A first start, a lost
+   * checkpoint or a re-read request (Redis lost its data) starts a *rush*: the deep sweep reads the
+   * whole window at once, as fast as the request budget allows.
+   */
+  private startCycles(position: SweepPosition, codeNow: number, noCheckpoint: boolean, reread: string | null): boolean {
+    let rush = false;
+    if (reread !== null) {
+      // After a loss nothing tells what was visible at the first start: the limit of FIRST_FETCH is gone.
+      position.origin ??= 0;
+      position.importing = false;
+      position.countsArmed = false;
+      position.countsLive = false;
+      rush = position.tiers.deep?.serves !== reread;
+    } else if (position.origin === null) {
+      position.origin = codeNow - this.opts.firstFetchMs;
+      position.importing = true;
+      position.countsArmed = false;
+      position.countsLive = false;
+      rush = true;
+    } else if (noCheckpoint && !position.tiers.deep?.rush) {
+      rush = true;
+    }
+    if (rush || position.listingFrom === null || position.listingAt === null || codeNow >= position.listingAt + this.sweepIntervalMs) {
+      // One more SWEEP_INTERVAL of depth: a session visible DEEP_LOOKBACK after it began still lies
+      // inside the listing while it moves.
+      position.listingFrom = codeNow - this.deepLookbackMs - this.sweepIntervalMs;
+      position.listingAt = codeNow;
+      const old = position.tiers.recent;
+      // A rush reads everything the recent sweep would: its cycle counts as done.
+      position.tiers.recent = { start: codeNow, page: 0, done: rush, lastPages: old ? (old.done ? old.lastPages || old.page : old.lastPages) : 0, from: position.listingFrom, before: codeNow };
+    }
+    if (rush) {
+      const old = position.tiers.deep;
+      // The rush reads the listing the recent read reads (no `before`), and shares its pages.
+      position.tiers.deep = { start: codeNow, page: 0, done: false, lastPages: old?.lastPages ?? 0, from: position.listingFrom, rush: true, ...(reread !== null ? { serves: reread } : {}) };
+      return true;
+    }
+    const tiers = sweepTiers({ lookbackMs: this.opts.lookbackMs, sweepIntervalMs: this.sweepIntervalMs, deepLookbackMs: this.deepLookbackMs, countsActive: position.countsLive });
+    for (const tier of tiers) {
+      const cursor = position.tiers[tier.name];
+      if (cursor && !(cursor.done && codeNow >= cursor.start + tier.periodMs)) continue;
+      // Each cycle reads its own listing: sessions that begin later are the recent reads' (so a cycle spread
+      // over its interval does not grow with them and re-read them), and with no filter nothing leaves it.
+      position.tiers[tier.name] = { start: codeNow, page: 0, done: false, lastPages: cursor?.lastPages ?? 0, from: position.listingFrom, before: codeNow };
+    }
+    return false;
+  }
+
+  private async sweep(ctx: PollContext, position: SweepPosition, countsActive: boolean): Promise<void> {
     const maxPages = this.opts.maxSweepPagesPerPoll ?? 20;
-    for (const tier of this.tiers) {
-      const cursor = position.tiers[tier.name] as SweepCursor;
-      if (cursor.done) continue;
+    const tiers = sweepTiers({ lookbackMs: this.opts.lookbackMs, sweepIntervalMs: this.sweepIntervalMs, deepLookbackMs: this.deepLookbackMs, countsActive });
+    for (const tier of tiers) {
+      const cursor = position.tiers[tier.name];
+      if (!cursor || cursor.done) continue;
+      const rush = cursor.rush === true;
       const overdue = ctx.codeNow >= cursor.start + tier.periodMs;
-      if (!overdue && this.opts.shouldYield && (await this.opts.shouldYield())) {
+      if (!rush && !overdue && this.opts.shouldYield && (await this.opts.shouldYield())) {
         ctx.result.yielded.push(tier.name);
         continue;
       }
-      const first = ctx.pagesRead.get(0);
-      const estimate = tier.floorMs === null && first?.totalCount !== undefined ? Math.ceil(first.totalCount / SESSIONS_PAGE_SIZE) : cursor.lastPages;
-      const due = sweepPagesDue({
-        nextPage: cursor.page,
-        estimatedPages: estimate,
-        msLeft: cursor.start + tier.periodMs - ctx.codeNow,
-        pollIntervalMs: this.opts.pollIntervalMs ?? 30_000,
-        maxPages,
-      });
+      const from = cursor.from ?? (position.listingFrom as number);
+      const query: SessionQuery = { onOrAfter: from, ...(cursor.before !== undefined ? { before: cursor.before } : {}), severities: [], states: [], order: 'end_time_desc' };
+      const known = await this.counts.known('all', { from, to: cursor.before ?? Number.MAX_SAFE_INTEGER });
+      const listing = this.listing(ctx, rush ? 'recent' : `sweep_${tier.name}`, query, known);
+      const estimate = Math.max(cursor.lastPages, tier.name === 'deep' ? Math.ceil(known / SESSIONS_PAGE_SIZE) : 0, 1);
+      const due = rush
+        ? (this.opts.maxRushPagesPerPoll ?? 3 * maxPages)
+        : sweepPagesDue({ nextPage: cursor.page, estimatedPages: estimate, elapsedMs: ctx.codeNow - cursor.start, periodMs: tier.periodMs, pollIntervalMs: this.pollIntervalMs, maxPages });
       const tierFloor = tier.floorMs === null ? null : cursor.start - tier.floorMs;
       for (let n = 0; n < due && !cursor.done; n++) {
-        const fresh = !ctx.pagesRead.has(cursor.page);
-        const outcome = await this.readPage(ctx, cursor.page);
-        if (fresh) ctx.result.sweepPages[tier.name] = (ctx.result.sweepPages[tier.name] ?? 0) + 1;
-        cursor.page += 1;
-        if (outcome.last || (tierFloor !== null && outcome.oldestEnd < tierFloor)) {
+        const fresh = !listing.pages.has(cursor.page);
+        const outcome = await this.readPage(ctx, listing, cursor.page);
+        if (!outcome) {
+          // The listing does not end: this cycle stops here (reported; counts stay unarmed, a first start's
+          // import ends); the next one starts on schedule.
           cursor.done = true;
           cursor.lastPages = cursor.page;
-          this.opts.logger.info({ tier: tier.name, pages: cursor.page, startedAt: new Date(cursor.start).toISOString() }, 'sweep cycle completed');
+          if (cursor.rush) {
+            position.importing = false;
+            ctx.importing = false;
+          }
+          await this.state.saveSweep(position);
+          break;
         }
         ctx.signal?.throwIfAborted();
+        if (fresh) ctx.result.sweepPages[tier.name] = (ctx.result.sweepPages[tier.name] ?? 0) + 1;
+        cursor.page += 1;
+        if (outcome.last || (tierFloor !== null && outcome.oldestEnd < tierFloor)) this.finishCycle(ctx, position, tier.name, cursor);
         await this.state.saveSweep(position);
       }
     }
   }
 
-  /** Reads one page of the listing (once per poll) and handles its sessions. */
-  private async readPage(ctx: PollContext, pageNumber: number): Promise<PageOutcome> {
-    const known = ctx.pagesRead.get(pageNumber);
+  private finishCycle(ctx: PollContext, position: SweepPosition, tier: string, cursor: SweepCursor): void {
+    cursor.done = true;
+    cursor.lastPages = cursor.page;
+    if (tier === 'deep') {
+      // The whole window was read with the index kept: counts can be compared from now on. (A cycle begun
+      // by an earlier version, without its own listing, may have read part of it before the index existed.)
+      if (cursor.from !== undefined) position.countsArmed = true;
+      if (cursor.rush) {
+        // The rush read the recent sweep's listing to its end: that cycle is covered too.
+        const recent = position.tiers.recent;
+        if (recent && !recent.done && cursor.from === position.listingFrom) {
+          recent.done = true;
+          recent.lastPages = Math.max(1, recent.page);
+        }
+        position.importing = false;
+        ctx.importing = false;
+      }
+    }
+    this.opts.logger.info({ tier, pages: cursor.page, rush: cursor.rush === true, startedAt: new Date(cursor.start).toISOString() }, 'sweep cycle completed');
+  }
+
+  /** A read of `query` for this poll: pages are read once per poll whoever asks. */
+  private listing(ctx: PollContext, name: string, query: SessionQuery, knownInWindow: number): Listing {
+    const key = JSON.stringify([query.onOrAfter, query.before ?? null, query.states, query.severities]);
+    let listing = ctx.listings.get(key);
+    if (!listing) {
+      listing = { name, query, pages: new Map(), ids: new Map(), cap: listingPageCap({ totalCount: undefined, knownInWindow, pageSize: SESSIONS_PAGE_SIZE, room: 20 }), stopped: false };
+      ctx.listings.set(key, listing);
+    }
+    return listing;
+  }
+
+  /** Reads a begin-time slice whole, with no filter (count detection); resolves with its count. */
+  private async readSlice(ctx: PollContext, slice: Slice): Promise<number | null> {
+    const known = await this.counts.known('all', slice);
+    const listing = this.listing(ctx, 'count_read', { onOrAfter: slice.from, before: slice.to, severities: [], states: [], order: 'end_time_desc' }, known);
+    let first: PageOutcome | null = null;
+    for (let page = 0; ; page++) {
+      const fresh = !listing.pages.has(page);
+      const outcome = await this.readPage(ctx, listing, page);
+      if (!outcome) break;
+      if (fresh) ctx.result.countPages += 1;
+      first ??= outcome;
+      if (outcome.last) break;
+    }
+    return first?.totalCount ?? null;
+  }
+
+  /**
+   * Reads one page of a listing (once per poll) and handles its sessions. Null when the listing does not
+   * end (a page that repeats the previous one, or past the page cap): nothing of it is handled and the
+   * trouble is reported.
+   */
+  private async readPage(ctx: PollContext, listing: Listing, pageNumber: number): Promise<PageOutcome | null> {
+    const known = listing.pages.get(pageNumber);
     if (known) return known;
-    const page = await this.opts.client.listSessionsPage(ctx.query, pageNumber);
+    if (listing.stopped) return null;
+    if (pageNumber >= listing.cap) {
+      this.stopListing(ctx, listing, 'page_cap', pageNumber);
+      return null;
+    }
+    const page = await this.opts.client.listSessionsPage(listing.query, pageNumber);
     // A page without totalCount (null) ends only by being short, as the Incydr SDK pages.
     const totalCount = page.totalCount ?? undefined;
     ctx.result.pages += 1;
+    const ids = page.items.map(idOf);
+    if (repeatsPreviousPage(listing.ids.get(pageNumber - 1), ids, SESSIONS_PAGE_SIZE)) {
+      this.stopListing(ctx, listing, 'repeats', pageNumber);
+      return null;
+    }
+    listing.ids.set(pageNumber, ids);
+    if (totalCount !== undefined) listing.cap = listingPageCap({ totalCount, knownInWindow: 0, pageSize: SESSIONS_PAGE_SIZE });
     ctx.result.fetched += page.items.length;
     let oldestEnd = Number.POSITIVE_INFINITY;
     for (const item of page.items) {
@@ -398,36 +636,101 @@ export class Poller {
       last: page.items.length < SESSIONS_PAGE_SIZE || (totalCount !== undefined && pageNumber * SESSIONS_PAGE_SIZE + page.items.length >= totalCount),
       totalCount,
     };
-    ctx.pagesRead.set(pageNumber, outcome);
+    listing.pages.set(pageNumber, outcome);
+    // Paging works again once a listing of more than one page reaches its end.
+    if (outcome.last && pageNumber >= 1) ctx.ended.add(listing.name);
     this.opts.events?.onSessions?.({ seen: page.items.length, enqueued: counts.enqueued, filtered: counts.filtered, rejected: counts.rejected });
     return outcome;
   }
 
+  private stopListing(ctx: PollContext, listing: Listing, kind: ListingTroubleKind, page: number): void {
+    listing.stopped = true;
+    const trouble: ListingTrouble = { listing: listing.name, kind, page, detail: describeTrouble({ listing: listing.name, kind, page }) };
+    ctx.troubles.push(trouble);
+  }
+
+  /**
+   * One log line per listing that stops ending (not one per poll); /readyz degraded until a read of that
+   * listing reaches its end again.
+   */
+  private async reportListingHealth(ctx: PollContext): Promise<void> {
+    for (const t of ctx.troubles) {
+      if (!this.listingTroubles.has(t.listing)) {
+        this.listingTroubles.set(t.listing, { since: ctx.codeNow, detail: t.detail });
+        this.opts.logger.error({ listing: t.listing, kind: t.kind, page: t.page }, t.detail);
+      }
+    }
+    if (ctx.ended.size > 0 && ctx.troubles.length === 0 && this.listingTroubles.size > 0) {
+      this.opts.logger.info({ listings: [...this.listingTroubles.keys()], ended: [...ctx.ended] }, 'GET /v1/sessions ends again');
+      this.listingTroubles.clear();
+    }
+    const first = [...this.listingTroubles.values()][0];
+    ctx.result.listingTrouble = ctx.troubles[0]?.detail ?? first?.detail ?? null;
+    await this.state.recordListingHealth(first ? { detail: first.detail, since: first.since } : null);
+  }
+
   private async handlePage(items: readonly unknown[], ctx: PollContext): Promise<{ enqueued: number; filtered: number; rejected: number }> {
-    const { valid, all, filtered, rejected } = await this.intake.accept(items);
-    for (const s of all.values()) this.code42Clock.observeDataTime(s.lastUpdated ?? s.endTime ?? s.beginTime);
-    const unseen = new Set(await this.state.unseen([...all.keys()]));
+    const accepted = await this.intake.accept(items);
+    const { filtered, rejected } = accepted;
+    for (const s of accepted.all.values()) this.code42Clock.observeDataTime(s.lastUpdated ?? s.endTime ?? s.beginTime);
+    // A deep cycle that started before the window last moved still lists sessions that have left it: not ours any more.
+    const inWindow = <T extends Session>(m: Map<string, T>): Map<string, T> => new Map([...m].filter(([, s]) => s.beginTime >= ctx.windowFrom));
+    const all = inWindow(accepted.all);
+    const valid = inWindow(accepted.valid);
+    const ids = [...all.keys()];
+    const unseen = new Set(await this.state.unseen(ids));
+    // Sessions that began before FIRST_FETCH at the first start: read during the first start's rush, they
+    // were visible then (imported, never forwarded); read later, only the ones imported stay out.
+    const old = [...all.values()].filter((s) => s.beginTime < ctx.origin);
+    if (ctx.importing) {
+      const toImport = old.filter((s) => unseen.has(s.sessionId));
+      await this.counts.markImported(toImport.map((s) => ({ sessionId: s.sessionId, beginTime: s.beginTime })));
+      ctx.result.imported += toImport.length;
+    }
+    const imported = ctx.importing ? new Set(old.map((s) => s.sessionId)) : await this.counts.importedAmong(old.map((s) => s.sessionId));
     const fresh: Session[] = [];
     const known: Session[] = [];
     for (const s of all.values()) {
-      if (!unseen.has(s.sessionId)) known.push(s);
-      else if (valid.has(s.sessionId)) fresh.push(s);
+      if (imported.has(s.sessionId) && unseen.has(s.sessionId)) continue;
+      if (!unseen.has(s.sessionId)) {
+        known.push(s);
+        // After a loss, a seen mark may have been written by a poll in flight across it (its job gone): enqueue
+        // again (the job id, the ledger and the search in XSOAR keep it from being created twice).
+        if (ctx.rereading && valid.has(s.sessionId)) fresh.push(s);
+      } else if (valid.has(s.sessionId)) fresh.push(s);
     }
     // The add resolves once the jobs are stored in Redis; then the snapshot, and only then the seen mark.
     ctx.signal?.throwIfAborted();
     await enqueueSessions(this.opts.queue, fresh, ctx.polledAt);
     await this.tracker.track(fresh);
     await this.state.markSeen(fresh.map((s) => ({ sessionId: s.sessionId, beginTime: s.beginTime })));
+    await this.counts.record(
+      [...all.values()].map((s) => ({
+        sessionId: s.sessionId,
+        beginTime: s.beginTime,
+        out: !currentStateNames(s).some((n) => this.filterStates.includes(n)),
+        sev: this.intake.severities.includes(currentSeverity(s)),
+      })),
+    );
     for (const s of fresh) this.opts.logger.debug({ alertId: s.sessionId }, 'session enqueued');
     const changes = await this.tracker.observe(known, ctx.codeNow);
     const r = ctx.result;
-    r.enqueued += fresh.length;
-    r.alreadySeen += valid.size - fresh.length;
+    const enqueued = fresh.filter((s) => unseen.has(s.sessionId)).length;
+    r.enqueued += enqueued;
+    r.alreadySeen += valid.size - enqueued;
     r.filtered += filtered;
     r.rejected += rejected;
     r.changes += changes;
-    return { enqueued: fresh.length, filtered, rejected };
+    return { enqueued, filtered, rejected };
   }
+}
+
+function idOf(item: unknown): string {
+  if (item && typeof item === 'object') {
+    const id = (item as { sessionId?: unknown }).sessionId;
+    if (typeof id === 'string') return id;
+  }
+  return JSON.stringify(item) ?? '';
 }
 
 /** End time of a raw listing item (its begin time when it has none); undefined when neither is a number. */

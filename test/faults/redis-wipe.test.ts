@@ -18,6 +18,9 @@ describe('faults: Redis loses its data', () => {
       const expected1 = run.expectedSessions().length;
       await run.startDaemon();
       // Phase 1: a flush while the daemon runs, with about half of the incidents made (some not yet indexed).
+      // Sessions that surface now but began 3 to 6 hours ago (before the first start's FIRST_FETCH, ended
+      // hours ago): found by Code42's counts, queued, and re-read after the flush if still queued then.
+      run.addSessions(scaled(20), { beginFrom: Date.now() - 6 * 3_600_000, beginTo: Date.now() - 3 * 3_600_000 });
       await waitFor(() => run.xsoar.incidents().length >= Math.floor(expected1 / 2), { timeoutMs: 60_000, what: 'half the incidents' });
       const redis = new Redis(run.redis.url, { maxRetriesPerRequest: 3 });
       try {

@@ -68,6 +68,16 @@ export interface Code42SimulatorOptions {
    * (the pessimistic reading). @defaultValue true
    */
   endTimeMoves?: boolean;
+  /**
+   * Whether every change moves `endTime` to its time, a state change in the console or a new score without
+   * new activity included (the most optimistic reading). @defaultValue false (only new activity may move it)
+   */
+  endTimeMovesOnEveryChange?: boolean;
+  /**
+   * How `page_number` is honoured: 'honoured', or 'ignored' (every page is the first: with `totalCount`
+   * omitted, a listing that never ends). @defaultValue 'honoured'
+   */
+  paging?: 'honoured' | 'ignored';
 }
 
 /** New activity on an existing session (see `addActivity`). */
@@ -460,6 +470,8 @@ export class Code42Simulator {
   private log: Code42RequestRecord[] = [];
   private counters = this.emptyCounters();
   private endTimeMoves: boolean;
+  private endTimeMovesOnEveryChange: boolean;
+  private paging: 'honoured' | 'ignored';
   private listHook: ((pageNumber: number) => void) | null = null;
 
   constructor(opts: Code42SimulatorOptions = {}) {
@@ -472,6 +484,8 @@ export class Code42Simulator {
     this.latencyMs = opts.latencyMs ?? 0;
     this.clock = opts.clock ?? Date.now;
     this.endTimeMoves = opts.endTimeMoves ?? true;
+    this.endTimeMovesOnEveryChange = opts.endTimeMovesOnEveryChange ?? false;
+    this.paging = opts.paging ?? 'honoured';
     this.rnd = mulberry32(opts.seed ?? 42);
     this.totalCountMode = opts.totalCount ?? 'present';
     this.stateFilter = opts.stateFilter ?? 'latest';
@@ -1086,7 +1100,30 @@ export class Code42Simulator {
     this.updateSession(id, (s) => {
       const at = Math.max(this.clock(), ...s.states.map((x) => x.sourceTimestamp + 1));
       s.states.push({ state, stateV2: state, sourceTimestamp: at, userId: user });
+      if (this.endTimeMovesOnEveryChange && at > s.endTime) s.endTime = at;
     });
+  }
+
+  /**
+   * Code42 re-scores a session without new activity (a rule or risk model change): a new score entry at
+   * the sim's now; `endTime` moves only when the simulator plays `endTimeMovesOnEveryChange`.
+   */
+  escalate(id: string, severity: number): WireSession {
+    return this.updateSession(id, (s) => {
+      const at = this.clock();
+      s.scores.push({ score: severity * 10, severity, sourceTimestamp: at });
+      if (this.endTimeMovesOnEveryChange && at > s.endTime) s.endTime = at;
+    });
+  }
+
+  /** Plays the reading where every change moves `endTime` (true) or only new activity may (false). */
+  setEndTimeMovesOnEveryChange(moves: boolean): void {
+    this.endTimeMovesOnEveryChange = moves;
+  }
+
+  /** From now on `page_number` is honoured, or ignored (every page is the first). */
+  setPaging(mode: 'honoured' | 'ignored'): void {
+    this.paging = mode;
   }
 
   private changeStateRequest(pathId: string | undefined, body: string): Reply {
@@ -1142,7 +1179,7 @@ export class Code42Simulator {
     this.listHook?.(parsed.pageNumber);
     const now = this.clock();
     const matching = this.matchingSessions(parsed, now);
-    const start = parsed.pageNumber * parsed.pageSize;
+    const start = this.paging === 'ignored' ? 0 : parsed.pageNumber * parsed.pageSize;
     const page = matching.slice(start, start + parsed.pageSize);
     const items = `"items":[${page.map((e) => e.json).join(',')}]`;
     const total = this.totalCountMode === 'omitted' ? '' : `,"totalCount":${this.totalCountMode === 'null' ? 'null' : matching.length}`;

@@ -21,6 +21,7 @@ import { XsoarAuthError } from '../xsoar/errors.js';
 import { IncidentUpdates } from '../xsoar/incident-updates.js';
 import { mappingOptions } from '../xsoar/mapping-options.js';
 import type { XsoarClient } from '../xsoar/xsoar-client.js';
+import { CountIndex } from '../poll/count-index.js';
 import { IncidentUpdater } from './incident-updater.js';
 import { SyncMetrics } from './sync-metrics.js';
 import { SyncState } from './sync-state.js';
@@ -94,7 +95,10 @@ export class SyncService {
       logger: logger.child({ component: 'updater' }),
       ...clock,
     });
+    const counts = new CountIndex(opts.redis, opts.keys);
     this.closeSync = new XsoarCloseSync({
+      // Its own closes are not news to the poller's counts (each would cost a count search).
+      onStateWritten: (ids, state) => counts.markState(ids, !(config.code42.states as readonly string[]).includes(state)),
       redis: opts.redis,
       state: this.state,
       ledger: opts.ledger,

@@ -28,6 +28,8 @@ import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './record-po
 import type { UpdateSink } from './update-queue.js';
 
 export interface XsoarCloseSyncOptions {
+  /** Told of the sessions whose state the run set in Code42 (the poller's count index then expects it). */
+  onStateWritten?: (ids: readonly string[], state: string) => Promise<void>;
   redis: Redis;
   state: SyncState;
   ledger: Pick<Ledger, 'incidentFor'>;
@@ -205,6 +207,7 @@ export class XsoarCloseSync {
     }
     result.code42Calls += outcome.calls;
     this.opts.metrics.code42('sessions.changeState', outcome.calls);
+    await this.opts.onStateWritten?.(outcome.changed, target).catch((err: unknown) => logger.debug({ err }, 'could not tell the count index of the states written'));
     // Calls are counted per session they served (a batch call counts for each of its sessions).
     for (const id of ids) await state.countCode42Calls(id, 1);
     for (const refused of outcome.refused) {

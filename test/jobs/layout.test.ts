@@ -31,6 +31,7 @@ const CONTRACTS: readonly string[] = [
   'poll/session-change.ts', // the change record: the poller emits it, the updater applies it
   'forward/ledger.ts', // session → incident: the updater and the state sync read it
   'forward/session-enricher.ts', // actor and rule names: the updater reuses the forward path's cache
+  'poll/count-index.ts', // what the poller's counts expect: the state sync tells it of its own state writes
 ];
 
 function sources(dir: string): string[] {

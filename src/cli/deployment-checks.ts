@@ -4,6 +4,7 @@
  */
 import type { Config } from '../config/load-config.js';
 import { formatDuration } from '../config/duration.js';
+import { ForwarderError } from '../infra/errors.js';
 import { withTimeout } from '../infra/timeout.js';
 import type { XsoarClient } from '../xsoar/xsoar-client.js';
 
@@ -11,6 +12,8 @@ export interface CheckLine {
   level: 'ok' | 'fail' | 'warn';
   name: string;
   detail: string;
+  /** The warning is XSOAR refusing our credentials (or its certificate): said elsewhere already at run time. */
+  credentialsRefused?: boolean;
 }
 
 /** Names and ids of XSOAR's incident types, as `GET /incidenttype` lists them. */
@@ -32,7 +35,8 @@ export async function checkIncidentType(xsoar: Pick<XsoarClient, 'probe'>, confi
   try {
     types = await withTimeout(xsoar.probe('incidenttypes'), timeoutMs, `XSOAR incident types: no answer within ${timeoutMs / 1000} s`);
   } catch (err) {
-    return { level: 'warn', name: 'xsoar incident type', detail: `could not list incident types to check "${type}": ${(err as Error).message}` };
+    const refused = err instanceof ForwarderError && err.facts.nature === 'credentials';
+    return { level: 'warn', name: 'xsoar incident type', detail: `could not list incident types to check "${type}": ${(err as Error).message}`, ...(refused ? { credentialsRefused: true } : {}) };
   }
   const names = typeNames(types);
   if (names.includes(type)) return { level: 'ok', name: 'xsoar incident type', detail: `${type} exists` };

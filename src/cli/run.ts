@@ -60,7 +60,9 @@ export async function runCommand(config: Config, env: Record<string, string | un
   // Said once at start, without holding it up: XSOAR may well be down right now.
   void checkIncidentType(createXsoarClient(config), config, 15_000).then((line) => {
     if (line.level === 'fail') logger.error({ incidentType: config.xsoar.incidentType }, line.detail);
-    else if (line.level === 'warn') logger.warn({ incidentType: config.xsoar.incidentType }, line.detail);
+    // Refused credentials are one error line of the work queues already (once per pause), not two.
+    else if (line.level === 'warn' && !line.credentialsRefused) logger.warn({ incidentType: config.xsoar.incidentType }, line.detail);
+    else if (line.level === 'warn') logger.debug({ incidentType: config.xsoar.incidentType }, line.detail);
     else logger.info({ incidentType: config.xsoar.incidentType }, `XSOAR incident type ${config.xsoar.incidentType} exists`);
   });
   void announceFirstStart(config, logger);

@@ -17,8 +17,13 @@ export class UpstreamStatus {
   }
 
   /** A run against `upstream` ended: ok clears a refusal, refused credentials mark one. */
+  /**
+   * A scheduled run against `upstream` ended (the poll). Its success clears a credentials refusal, but it
+   * does not close a circuit: the listing may answer while the endpoints the work queues need (events, say)
+   * are down, and a circuit closed by each poll would open again at once (the breaker's probe decides).
+   */
   observe(upstream: Upstream, outcome: 'ok' | 'error' | 'skipped', error?: unknown): void {
-    if (outcome === 'ok') this.markOk(upstream);
+    if (outcome === 'ok') this.authFailures.delete(upstream);
     const facts = error instanceof ForwarderError ? error.facts : undefined;
     if (facts?.nature === 'credentials' && facts.upstream === upstream) this.markAuthFailure(upstream, (error as Error).message);
   }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 
 /** Redis refused a write because it is at `maxmemory` with `noeviction`. */
 export function isRedisOomError(err: unknown): boolean {
@@ -18,7 +18,7 @@ export interface RedisMemory {
 }
 
 /** Reads `used_memory` and `maxmemory` from `INFO memory` (read-only: allowed at maxmemory). */
-export async function readRedisMemory(redis: Redis): Promise<RedisMemory | undefined> {
+export async function readRedisMemory(redis: RedisConnection): Promise<RedisMemory | undefined> {
   const info = await redis.info('memory');
   const field = (name: string): number | undefined => {
     const m = new RegExp(`^${name}:(\\d+)`, 'm').exec(info);
@@ -37,7 +37,7 @@ export interface RedisFullState {
 
 export interface RedisMemoryGuardOptions {
   /** A connection for the write probe and INFO (the state connection). */
-  redis: Redis;
+  redis: RedisConnection;
   /** Key the write probe sets (with a short expiry). */
   probeKey: string;
   probeIntervalMs: number;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from './redis.js';
 import type { Logger } from './logger.js';
 import { maskRedisUrl } from './redis.js';
 
@@ -6,7 +6,7 @@ import { maskRedisUrl } from './redis.js';
  * Reports a Redis outage once, not once per reconnect attempt: one line naming the (masked) URL and the
  * error, written at the first error after the connection dropped, and one line when it is back.
  */
-export function watchRedis(redis: Redis, opts: { url: string; logger: Logger; stopping: () => boolean }): void {
+export function watchRedis(redis: RedisConnection, opts: { url: string; logger: Logger; stopping: () => boolean }): void {
   let down = false;
   let reported = false;
   let fallback: NodeJS.Timeout | undefined;
@@ -37,7 +37,7 @@ export function watchRedis(redis: Redis, opts: { url: string; logger: Logger; st
 }
 
 /** BullMQ needs `noeviction`: any other policy can silently delete queued alerts. Waits until Redis answers. */
-export async function warnOnEvictionPolicy(redis: Redis, logger: Logger): Promise<void> {
+export async function warnOnEvictionPolicy(redis: RedisConnection, logger: Logger): Promise<void> {
   try {
     const reply = (await redis.config('GET', 'maxmemory-policy')) as unknown as string[];
     const policy = reply[1];

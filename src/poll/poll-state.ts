@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { StateKeys } from '../store/keys.js';
 
 // Moves the checkpoint forward only: a slow poll that finishes after a newer one must not rewind it.
@@ -38,7 +38,7 @@ export interface SweepPosition {
 /** The poller's durable position: checkpoint, seen-set and sweep cursors. */
 export class PollState {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: StateKeys,
   ) {}
 

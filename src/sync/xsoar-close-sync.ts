@@ -10,7 +10,7 @@
  * the wrong instant), so no change is left behind, and carries Incydr closes held while they were not
  * carried (STATE_SYNC switched on later).
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { IncydrClient } from '../code42/incydr-client.js';
 import { Code42ResponseError } from '../code42/errors.js';
 import { currentState, latestState } from '../code42/schemas.js';
@@ -28,7 +28,7 @@ import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './record-po
 import type { UpdateSink } from './update-queue.js';
 
 export interface XsoarCloseSyncOptions {
-  redis: Redis;
+  redis: RedisConnection;
   state: SyncState;
   ledger: Pick<Ledger, 'incidentFor'>;
   updates: IncidentUpdates;

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { waitFor } from '../helpers/wait.js';
 import { FaultRun, assertExactlyOnce, pause, scaled } from './harness.js';
 
 describe('faults: Redis Cluster', () => {
@@ -9,26 +10,34 @@ describe('faults: Redis Cluster', () => {
       const cluster = run.cluster;
       assert.ok(cluster);
       assert.match(run.env.REDIS_URL ?? '', /^redis\+cluster:\/\/127\.0\.0\.1:\d+,127\.0\.0\.1:\d+,127\.0\.0\.1:\d+$/);
-      run.xsoar.setFaults({ latencyMs: 30 });
+      run.xsoar.setFaults({ latencyMs: 150 });
       run.addSessions(scaled(60));
       await run.startDaemon();
       // Every key of the deployment shares the prefix's hash tag, so one master holds them all: restart that one.
       const owner = await cluster.ownerOf(run.prefix);
-      await pause(1_200);
+      // Mid-run: some incidents made, most sessions still queued or in flight.
+      await waitFor(() => run.xsoar.incidents().length >= 10, { timeoutMs: 20_000, intervalMs: 10, what: '10 incidents' });
       await cluster.stopNode(owner, 'SIGKILL');
+      const atKill = run.xsoar.incidents().length;
       // Alerts keep arriving while the master is away; with no replica its slots have no owner meanwhile.
       run.addSessions(scaled(10));
-      await pause(2_500);
+      // Longer than cluster-node-timeout (2 s): the other masters mark it failed and answer CLUSTERDOWN.
+      await pause(3_000);
       await cluster.startNode(owner);
       await cluster.waitHealthy();
       await run.waitComplete(60_000);
       const report = await run.report();
-      t.diagnostic(FaultRun.summary('redis-cluster', report, { restarts: 1 }));
+      t.diagnostic(FaultRun.summary('redis-cluster', report, { restarts: 1, incidentsAtKill: atKill }));
+      assert.ok(atKill < report.expected, 'the master went down mid-run');
       assertExactlyOnce(report);
+      if (process.env.CLUSTER_DEBUG) console.log(run.allOutput());
       assert.deepEqual(report.wrongFields, []);
       const out = run.allOutput();
       assert.match(out, new RegExp(`Redis Cluster: every key of this deployment lives under the hash-tagged prefix \\{${run.queuePrefix}\\}`));
       assert.doesNotMatch(out, /CROSSSLOT/);
+      // One line when the master went away, one when it was back: not one per reconnect attempt.
+      assert.equal(out.match(/Redis is unreachable: cluster node 127\.0\.0\.1:\d+/g)?.length, 1);
+      assert.equal(out.match(/Redis is reachable again/g)?.length, 1);
     } finally {
       await run.close();
     }

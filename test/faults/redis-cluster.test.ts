@@ -21,8 +21,11 @@ describe('faults: Redis Cluster', () => {
       const atKill = run.xsoar.incidents().length;
       // Alerts keep arriving while the master is away; with no replica its slots have no owner meanwhile.
       run.addSessions(scaled(10));
-      // Longer than cluster-node-timeout (2 s): the other masters mark it failed and answer CLUSTERDOWN.
-      await pause(3_000);
+      // Down past cluster-node-timeout (2 s): the other masters mark it failed and answer CLUSTERDOWN too.
+      const other = cluster.nodes.find((n) => n !== owner);
+      assert.ok(other);
+      await waitFor(async () => (await cluster.stateOf(other)) === 'fail', { timeoutMs: 15_000, intervalMs: 50, what: 'cluster_state:fail' });
+      await pause(500);
       await cluster.startNode(owner);
       await cluster.waitHealthy();
       await run.waitComplete(60_000);

@@ -67,6 +67,11 @@ export class RedisClusterProcess {
     });
   }
 
+  /** `cluster_state` as `node` reports it (`ok`, `fail`), undefined when it does not answer. */
+  async stateOf(node: ClusterNode): Promise<string | undefined> {
+    return /cluster_state:(\w+)/.exec((await ping(node.port)) ?? '')?.[1];
+  }
+
   /** The node that owns the slot of `key` (e.g. a hash-tagged prefix). */
   async ownerOf(key: string): Promise<ClusterNode> {
     const r = new Redis({ port: this.nodes[0]?.port ?? 0, host: '127.0.0.1', maxRetriesPerRequest: 1 });

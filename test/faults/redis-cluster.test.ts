@@ -35,6 +35,10 @@ describe('faults: Redis Cluster', () => {
       assertExactlyOnce(report);
       if (process.env.CLUSTER_DEBUG) console.log(run.allOutput());
       assert.deepEqual(report.wrongFields, []);
+      // The ops endpoints work on a cluster: ready again, and Redis memory read from the masters.
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${run.port()}/readyz`)).status === 200, { timeoutMs: 15_000, intervalMs: 100, what: '/readyz 200' });
+      const metrics = await (await fetch(`http://127.0.0.1:${run.port()}/metrics`)).text();
+      assert.match(metrics, /redis_used_memory_bytes \d+/);
       const out = run.allOutput();
       assert.match(out, new RegExp(`Redis Cluster: every key of this deployment lives under the hash-tagged prefix \\{${run.queuePrefix}\\}`));
       assert.doesNotMatch(out, /CROSSSLOT/);

@@ -24,7 +24,7 @@ import { constants as osConstants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../src/infra/redis.js';
 import { closeRedis, createRedis, maskRedisUrl } from '../src/infra/redis.js';
 import { Code42Simulator, type WireSession } from '../test/sims/code42/index.js';
 import { SIM_DEFAULTS, demoTenant } from '../test/sims/serve.js';
@@ -279,7 +279,7 @@ function summaryTable(incidents: readonly StoredIncident[]): string[] {
 
 interface Resources {
   redis?: RedisHandle;
-  connection?: Redis;
+  connection?: RedisConnection;
   queue?: Queue;
   prefix?: string;
   code42?: Code42Simulator;
@@ -289,7 +289,7 @@ interface Resources {
 }
 
 /** Deletes every key under `prefix:` (SCAN, never KEYS: the Redis may be shared). */
-async function deletePrefix(redis: Redis, prefix: string): Promise<number> {
+async function deletePrefix(redis: RedisConnection, prefix: string): Promise<number> {
   let cursor = '0';
   let deleted = 0;
   do {

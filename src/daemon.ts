@@ -1,5 +1,4 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { Code42Clock } from './code42/code42-clock.js';
 import { OddityLog } from './code42/oddities.js';
 import { RequestBudget } from './code42/request-budget.js';
@@ -12,7 +11,8 @@ import { StateMarker } from './guard/state-marker.js';
 import { guardOptions } from './guard/guard-options.js';
 import { UpstreamStatus } from './guard/upstream-status.js';
 import type { Logger } from './infra/logger.js';
-import { closeRedis, createRedis } from './infra/redis.js';
+import { closeRedis, createRedis, type RedisConnection } from './infra/redis.js';
+import { clusterNote } from './infra/redis-cluster.js';
 import { warnOnEvictionPolicy, watchRedis } from './infra/redis-watch.js';
 import { removeLegacySchedules } from './jobs/legacy-schedules.js';
 import { JobRuntime, within } from './jobs/runtime.js';
@@ -48,7 +48,7 @@ export class Daemon {
   readonly keys: StateKeys;
   readonly status = new UpstreamStatus();
   readonly metrics: ForwarderMetrics;
-  private readonly connections: Redis[] = [];
+  private readonly connections: RedisConnection[] = [];
   private readonly startedAt = Date.now();
   private runtime: JobRuntime | undefined;
   private stateMarker: StateMarker | undefined;
@@ -61,7 +61,7 @@ export class Daemon {
     this.metrics = opts.metrics ?? new ForwarderMetrics({}, { defaultMetrics: false });
   }
 
-  private connect(name: string, role: 'worker' | 'command' = 'worker'): Redis {
+  private connect(name: string, role: 'worker' | 'command' = 'worker'): RedisConnection {
     const redis = createRedis({ url: this.opts.config.redis.url, password: this.opts.config.redis.password, name, role });
     redis.on('error', (err) => this.opts.logger.debug({ err, connection: name }, 'redis connection error'));
     this.connections.push(redis);
@@ -74,6 +74,7 @@ export class Daemon {
     const { metrics, keys, status } = this;
     const settings = deriveSettings(config);
     logger.info({ version: packageVersion(), node: process.version, config: describeConfig(config) }, 'starting');
+    if (clusterNote(config.redis.prefix, config.redis.url)) logger.info({ prefix: config.redis.prefix }, clusterNote(config.redis.prefix, config.redis.url));
     const state = this.connect('c42x-state');
     watchRedis(state, { url: config.redis.url, logger, stopping: () => this.stopping });
     const health = this.connect('c42x-health', 'command');

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Config } from '../config/load-config.js';
 import { closeRedis, createRedis } from '../infra/redis.js';
 import { withTimeout } from '../infra/timeout.js';
@@ -10,7 +10,7 @@ import { RejectedLog } from '../poll/rejected-log.js';
 
 /** What the operator commands work on: the deployment's work queues, ledger and rejected-input log. */
 export interface AdminContext {
-  redis: Redis;
+  redis: RedisConnection;
   keys: StateKeys;
   /** The forward queue. */
   queue: Queue;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Config } from '../config/load-config.js';
 import { describeUnknownEnv, unknownEnvVariables } from '../config/unknown-env.js';
 import { severityNumber } from '../code42/vocabulary.js';
@@ -80,7 +80,7 @@ export async function checkCommand(config: Config, io: CliIo): Promise<number> {
   await checkSyncPermissions(config, code42, tokenOk, report);
 
   for (const l of await checkXsoar(config)) line(l);
-  let redis: Redis | undefined;
+  let redis: RedisConnection | undefined;
   let lastError: Error | undefined;
   try {
     redis = createRedis({ url: config.redis.url, password: config.redis.password, name: 'c42x-check', role: 'command' });

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 
 /**
@@ -23,7 +23,7 @@ export function budgetWindow(perMinute: number): { points: number; durationSec: 
 }
 
 export interface RequestBudgetOptions {
-  redis: Redis;
+  redis: RedisConnection;
   /** Redis key prefix of the deployment; every replica sharing it shares the budget. */
   prefix: string;
   perMinute: number;

@@ -116,7 +116,7 @@ export function registerFormats(): void {
     'redis-url': {
       validate(value: unknown) {
         if (typeof value !== 'string' || !isRedisUrl(value)) {
-          throw new Error('must be a redis://, rediss:// or redis+sentinel://host:26379,host2:26379/<master> URL');
+          throw new Error('must be a redis://, rediss://, redis+sentinel://host:26379,host2:26379/<master> or redis+cluster://host1:7000,host2:7001 URL');
         }
       },
     },

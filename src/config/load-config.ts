@@ -3,6 +3,7 @@ import convict from 'convict';
 import { ForwarderError } from '../infra/errors.js';
 import { distance } from 'fastest-levenshtein';
 import { maskRedisUrl } from '../infra/redis.js';
+import { effectivePrefix } from '../infra/redis-cluster.js';
 import { maskUrlCredentials } from '../infra/mask-url.js';
 import { parsePairs, registerFormats } from './formats.js';
 import { schema } from './schema.js';
@@ -207,6 +208,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   if (config.code42.caFile === '') config.code42.caFile = null;
   if (config.proxy.https === '') config.proxy.https = null;
   if (config.redis.password === '') config.redis.password = null;
+  // Redis Cluster needs every key of a deployment in one slot: the prefix gets a hash tag there.
+  config.redis.prefix = effectivePrefix(config.redis.prefix, config.redis.url);
   if (config.proxy.noProxy === '') config.proxy.noProxy = null;
   config.sync.closeReasonStates = parsePairs(config.sync.closeReasonStates);
   config.sync.stateCloseReasons = parsePairs(config.sync.stateCloseReasons);

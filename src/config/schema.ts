@@ -112,7 +112,7 @@ export const schema = {
   },
   redis: {
     url: {
-      doc: 'Redis URL: redis://[:password@]host:6379[/db], rediss:// for TLS, or redis+sentinel://host1:26379,host2:26379/<master>[/db] for Sentinel; a password in it is treated as a secret',
+      doc: 'Redis URL: redis://[:password@]host:6379[/db], rediss:// for TLS, redis+sentinel://host1:26379,host2:26379/<master>[/db] for Sentinel, or redis+cluster://host1:7000,host2:7001 for Redis Cluster; a password in it is treated as a secret',
       format: 'redis-url',
       default: 'redis://127.0.0.1:6379',
       env: 'REDIS_URL',
@@ -126,7 +126,7 @@ export const schema = {
       sensitive: true,
     },
     prefix: {
-      doc: 'Prefix of every Redis key of this deployment',
+      doc: 'Prefix of every Redis key of this deployment; on Redis Cluster it is wrapped in braces ({c42x}) unless it has a {hash tag}',
       format: 'required-string',
       default: 'c42x',
       env: 'QUEUE_PREFIX',

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { StateKeys } from '../store/keys.js';
 
 /** A create under way or accepted: when, and the incident's name (a key any XSOAR can search by). */
@@ -54,7 +54,7 @@ export class Ledger {
   private readonly awaitingKey: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: StateKeys,
   ) {
     this.inflightKey = `${keys.ledger}:inflight`;

@@ -1,4 +1,6 @@
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
+import { withTimeout } from '../infra/timeout.js';
 
 /** Redis refused a write because it is at `maxmemory` with `noeviction`. */
 export function isRedisOomError(err: unknown): boolean {
@@ -18,7 +20,13 @@ export interface RedisMemory {
 }
 
 /** Reads `used_memory` and `maxmemory` from `INFO memory` (read-only: allowed at maxmemory). */
-export async function readRedisMemory(redis: Redis): Promise<RedisMemory | undefined> {
+export async function readRedisMemory(redis: RedisConnection): Promise<RedisMemory | undefined> {
+  // On a cluster INFO answers for one node only: report the fullest master (the one that refuses writes first).
+  if (redis instanceof Cluster) {
+    const masters = await Promise.all(redis.nodes('master').map((node) => withTimeout(readRedisMemory(node), 1_000, 'INFO timeout').catch(() => undefined)));
+    const fill = (m: RedisMemory): number => (m.maxBytes > 0 ? m.usedBytes / m.maxBytes : 0);
+    return masters.filter((m): m is RedisMemory => m !== undefined).sort((a, b) => fill(b) - fill(a) || b.usedBytes - a.usedBytes)[0];
+  }
   const info = await redis.info('memory');
   const field = (name: string): number | undefined => {
     const m = new RegExp(`^${name}:(\\d+)`, 'm').exec(info);
@@ -37,7 +45,7 @@ export interface RedisFullState {
 
 export interface RedisMemoryGuardOptions {
   /** A connection for the write probe and INFO (the state connection). */
-  redis: Redis;
+  redis: RedisConnection;
   /** Key the write probe sets (with a short expiry). */
   probeKey: string;
   probeIntervalMs: number;

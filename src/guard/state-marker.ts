@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Session } from '../code42/schemas.js';
 import type { Logger } from '../infra/logger.js';
 import type { StateKeys } from '../store/keys.js';
@@ -6,7 +6,7 @@ import type { StateKeys } from '../store/keys.js';
 const CLOCK_MARGIN_MS = 10 * 60_000;
 
 export interface StateMarkerOptions {
-  redis: Redis;
+  redis: RedisConnection;
   keys: StateKeys;
   logger: Logger;
   /** How often the marker is checked while running. */

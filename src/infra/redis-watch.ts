@@ -1,12 +1,14 @@
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisConnection } from './redis.js';
 import type { Logger } from './logger.js';
+import { withTimeout } from './timeout.js';
 import { maskRedisUrl } from './redis.js';
 
 /**
  * Reports a Redis outage once, not once per reconnect attempt: one line naming the (masked) URL and the
  * error, written at the first error after the connection dropped, and one line when it is back.
  */
-export function watchRedis(redis: Redis, opts: { url: string; logger: Logger; stopping: () => boolean }): void {
+export function watchRedis(redis: RedisConnection, opts: { url: string; logger: Logger; stopping: () => boolean }): void {
   let down = false;
   let reported = false;
   let fallback: NodeJS.Timeout | undefined;
@@ -17,6 +19,10 @@ export function watchRedis(redis: Redis, opts: { url: string; logger: Logger; st
     reported = true;
     opts.logger.warn({ redisUrl: url, error }, `Redis is unreachable at ${url} (${error}); waiting for it (nothing is lost, work resumes when it is back)`);
   };
+  if (redis instanceof Cluster) {
+    watchClusterNodes(redis, { url, logger: opts.logger, stopping: opts.stopping });
+    return;
+  }
   redis.on('close', () => {
     if (down || opts.stopping()) return;
     down = true;
@@ -36,8 +42,37 @@ export function watchRedis(redis: Redis, opts: { url: string; logger: Logger; st
   });
 }
 
+/**
+ * On a cluster the client stays up while one master is away (its slots have no owner until it is back):
+ * one line at the first error of a node, one when that node answers a PING again (checked every second;
+ * the client's own node list is re-read and flaps while the node is down, so it cannot tell).
+ */
+function watchClusterNodes(cluster: Cluster, opts: { url: string; logger: Logger; stopping: () => boolean }): void {
+  const down = new Set<string>();
+  let timer: NodeJS.Timeout | undefined;
+  const check = async (): Promise<void> => {
+    for (const address of [...down]) {
+      const node = cluster.nodes().find((n) => `${n.options.host}:${n.options.port}` === address);
+      const pong = node ? await withTimeout(node.ping(), 500, 'ping timeout').catch(() => undefined) : undefined;
+      if (pong !== 'PONG') continue;
+      down.delete(address);
+      if (!opts.stopping()) opts.logger.info({ redisUrl: opts.url, node: address }, 'Redis is reachable again; resuming');
+    }
+    timer = down.size > 0 && !opts.stopping() ? setTimeout(() => void check(), 1_000).unref() : undefined;
+  };
+  cluster.on('node error', (err: Error, address?: string) => {
+    const node = address ?? 'a node';
+    if (down.has(node) || opts.stopping()) return;
+    down.add(node);
+    const error = err.message || (err as NodeJS.ErrnoException).code || err.name;
+    opts.logger.warn({ redisUrl: opts.url, node, error }, `Redis is unreachable: cluster node ${node} of ${opts.url} (${error}); waiting for it (nothing is lost, work resumes when it is back)`);
+    if (!timer) timer = setTimeout(() => void check(), 1_000).unref();
+  });
+  cluster.on('end', () => clearTimeout(timer));
+}
+
 /** BullMQ needs `noeviction`: any other policy can silently delete queued alerts. Waits until Redis answers. */
-export async function warnOnEvictionPolicy(redis: Redis, logger: Logger): Promise<void> {
+export async function warnOnEvictionPolicy(redis: RedisConnection, logger: Logger): Promise<void> {
   try {
     const reply = (await redis.config('GET', 'maxmemory-policy')) as unknown as string[];
     const policy = reply[1];

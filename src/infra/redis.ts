@@ -1,4 +1,5 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { clusterNodes, isClusterUrl, CLUSTER_URL } from './redis-cluster.js';
 import { withTimeout } from './timeout.js';
 
 export interface RedisConnectionOptions {
@@ -44,9 +45,12 @@ export function sentinelOptions(url: string): RedisOptions | undefined {
   return options;
 }
 
-/** The URL is one of the accepted forms (see sentinelOptions). */
+/** A connection to one server (plain, Sentinel) or to a Redis Cluster: both speak the same command API. */
+export type RedisConnection = Redis | Cluster;
+
+/** The URL is one of the accepted forms (see sentinelOptions and clusterNodes). */
 export function isRedisUrl(url: string): boolean {
-  if (SENTINEL_URL.test(url)) return true;
+  if (SENTINEL_URL.test(url) || isClusterUrl(url)) return true;
   try {
     const u = new URL(url);
     return u.protocol === 'redis:' || u.protocol === 'rediss:';
@@ -59,7 +63,7 @@ export function isRedisUrl(url: string): boolean {
  * One place that knows how the daemon talks to Redis. Whoever creates a connection closes it:
  * BullMQ never closes a connection it was handed.
  */
-export function createRedis(opts: RedisConnectionOptions): Redis {
+export function createRedis(opts: RedisConnectionOptions): RedisConnection {
   const role = opts.role ?? 'worker';
   const options: RedisOptions = {
     connectionName: opts.name,
@@ -71,13 +75,37 @@ export function createRedis(opts: RedisConnectionOptions): Redis {
     lazyConnect: false,
   };
   if (opts.password) options.password = opts.password;
+  const cluster = clusterNodes(opts.url);
+  if (cluster) return new Cluster(cluster.nodes, clusterOptions({ ...options, ...cluster.redisOptions }, role));
   const sentinel = sentinelOptions(opts.url);
   if (sentinel) return new Redis({ ...options, ...sentinel, ...(sentinel.password ? {} : opts.password ? { password: opts.password } : {}) });
   return new Redis(opts.url, options);
 }
 
+/**
+ * Cluster options: the per-node options above, and a client that keeps retrying while a master is down.
+ * With no replica its slots have no owner until it is back (CLUSTERDOWN, refused connections): the
+ * `worker` role waits that out like a single server's restart, the `command` role gives up after a few tries.
+ */
+function clusterOptions(redisOptions: RedisOptions, role: 'worker' | 'command'): ClusterOptions {
+  const { maxRetriesPerRequest, retryStrategy, ...perNode } = redisOptions;
+  return {
+    redisOptions: { ...perNode, maxRetriesPerRequest },
+    enableReadyCheck: true,
+    clusterRetryStrategy: retryStrategy ?? (() => 1_000),
+    // A command to a slot with no owner is retried this often (retryDelayOnClusterDown apart) before failing.
+    maxRedirections: role === 'worker' ? 1_000 : 16,
+    retryDelayOnClusterDown: 200,
+    retryDelayOnTryAgain: 200,
+    retryDelayOnFailover: 200,
+    slotsRefreshTimeout: 2_000,
+    // Managed services announce internal addresses behind TLS names; keep the host the URL named.
+    ...(perNode.tls ? { dnsLookup: (address: string, callback: (err: Error | null, address: string) => void) => callback(null, address) } : {}),
+  };
+}
+
 /** Closes a connection politely, falling back to a hard disconnect when Redis is unreachable. */
-export async function closeRedis(redis: Redis): Promise<void> {
+export async function closeRedis(redis: RedisConnection): Promise<void> {
   if (redis.status === 'end') return;
   try {
     await withTimeout(redis.quit(), 1_000, 'quit timeout');
@@ -88,7 +116,7 @@ export async function closeRedis(redis: Redis): Promise<void> {
 
 /** Replaces the password of a redis:// URL so it can be shown. */
 export function maskRedisUrl(url: string): string {
-  if (SENTINEL_URL.test(url)) return url.replace(/^([^:]+:\/\/[^:@/]*:)[^@/]*@/, '$1***@').replace(/(sentinelPassword=)[^&#]*/, '$1***');
+  if (SENTINEL_URL.test(url) || CLUSTER_URL.test(url)) return url.replace(/^([^:]+:\/\/[^:@/]*:)[^@/]*@/, '$1***@').replace(/(sentinelPassword=)[^&#]*/, '$1***');
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';

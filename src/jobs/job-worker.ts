@@ -1,5 +1,5 @@
 import { DelayedError, RateLimitError, UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { ForwarderError, type FailureClass, type Upstream } from '../infra/errors.js';
 import type { Logger } from '../infra/logger.js';
 import { withTimeout } from '../infra/timeout.js';
@@ -61,7 +61,7 @@ export interface JobWorkerSpec<D, R> {
 
 /** The guards every worker shares (one instance each per process), and the runtime's settings. */
 export interface JobWorkerGuards {
-  connection: Redis;
+  connection: RedisConnection;
   prefix: string;
   logger: Logger;
   status: UpstreamStatus;

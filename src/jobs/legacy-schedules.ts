@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Logger } from '../infra/logger.js';
 import { LEGACY_SCHEDULE_QUEUES } from '../store/keys.js';
 
@@ -9,7 +9,7 @@ import { LEGACY_SCHEDULE_QUEUES } from '../store/keys.js';
  * of the earlier version still running in a rolling upgrade re-creates its own; both polls are harmless:
  * the seen-set and the ledger keep every session once.)
  */
-export async function removeLegacySchedules(connection: Redis, prefix: string, logger: Logger): Promise<void> {
+export async function removeLegacySchedules(connection: RedisConnection, prefix: string, logger: Logger): Promise<void> {
   for (const { queue: name, scheduler } of Object.values(LEGACY_SCHEDULE_QUEUES)) {
     const queue = new Queue(name, { connection, prefix });
     queue.on('error', () => undefined);

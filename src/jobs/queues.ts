@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Config } from '../config/load-config.js';
 import { deriveSettings } from '../config/settings.js';
 import { FORWARD_QUEUE } from '../store/keys.js';
@@ -13,6 +13,6 @@ export function forwardJobPolicy(config: Config): RetryPolicy {
 }
 
 /** The forward queue outside the daemon (CLI, tests); the daemon gets its own from the job runtime. */
-export function createForwardQueue(connection: Redis, prefix: string, policy: RetryPolicy): Queue {
+export function createForwardQueue(connection: RedisConnection, prefix: string, policy: RetryPolicy): Queue {
   return new Queue(FORWARD_QUEUE, { connection, prefix, defaultJobOptions: jobOptions(policy) });
 }

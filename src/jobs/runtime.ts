@@ -1,5 +1,5 @@
 import { Queue, type JobsOptions } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Logger } from '../infra/logger.js';
 import { withTimeout } from '../infra/timeout.js';
 import { CircuitBreaker, type CircuitBreakerOptions, type OpenCircuit } from '../guard/circuit-breaker.js';
@@ -34,9 +34,9 @@ export function jobOptions(policy: RetryPolicy): JobsOptions {
 export interface JobRuntimeOptions {
   prefix: string;
   /** Opens a named connection (BullMQ duplicates it for blocking reads); the caller closes it at shutdown. */
-  connect(name: string): Redis;
+  connect(name: string): RedisConnection;
   /** The state connection: schedules and the memory probe use it. */
-  redis: Redis;
+  redis: RedisConnection;
   logger: Logger;
   status: UpstreamStatus;
   /** A crashed process's jobs are taken over after about this long (WORKER_LOCK_DURATION). */

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Logger } from '../infra/logger.js';
 
 /**
@@ -61,7 +61,7 @@ export interface ScheduledRun {
 export interface ScheduledJobOptions<R> {
   /** Used in log lines and as the `schedule` field: "poll", "state-sync". */
   name: string;
-  redis: Redis;
+  redis: RedisConnection;
   /** Hash holding the schedule (due, started, ended, ok, error). */
   scheduleKey: string;
   /** Held by the replica running right now; expires `leaseMs` after its holder stops renewing it. */

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Ledger } from '../forward/ledger.js';
 import { readRedisMemory } from '../guard/redis-memory.js';
 import type { JobRuntime } from '../jobs/runtime.js';
@@ -7,7 +7,7 @@ import type { PollState } from '../poll/poll-state.js';
 import type { MetricsSources } from './metrics.js';
 
 /** What /metrics reads at scrape time: queue depth, checkpoint, unknown ids, open circuits, Redis memory. */
-export function metricSources(from: { forwardQueue: Queue; pollState: PollState; ledger: Ledger; health: Redis; runtime: JobRuntime }): MetricsSources {
+export function metricSources(from: { forwardQueue: Queue; pollState: PollState; ledger: Ledger; health: RedisConnection; runtime: JobRuntime }): MetricsSources {
   const { forwardQueue, pollState, ledger, health, runtime } = from;
   return {
     queueDepth: async () => {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { withTimeout } from '../infra/timeout.js';
 import type { CheckResult, ReadinessSource } from '../infra/health.js';
 
@@ -17,7 +17,7 @@ export interface ReadinessReport {
 
 export interface ReadinessOptions {
   /** A connection that fails fast (not a worker connection that waits for Redis forever). */
-  redis: Redis;
+  redis: RedisConnection;
   pollState: PollState;
   pollLockKey: string;
   status: UpstreamStatus;

@@ -16,7 +16,7 @@
  *
  * Redis per session in the window: about 60 B in `all`, the same again in `out`/`sev` when it belongs.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { StateKeys } from '../store/keys.js';
 import type { Slice } from './count-search.js';
 
@@ -58,7 +58,7 @@ export class CountIndex {
   private gaps: Array<{ family: CountFamily; from: number; to: number; gap: number }> = [];
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     keys: StateKeys,
   ) {
     this.keys = countKeys(keys);

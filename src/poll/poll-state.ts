@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { StateKeys } from '../store/keys.js';
 
 // Moves the checkpoint forward only: a slow poll that finishes after a newer one must not rewind it.
@@ -78,14 +78,14 @@ export interface SweepPosition {
  * again whether seen or not (the ledger and the search in XSOAR keep that from duplicating): Redis lost
  * its data, so what was queued is gone. Written by the state marker when it notices the loss.
  */
-export async function requestWindowReread(redis: Redis, keys: StateKeys, at: number): Promise<void> {
+export async function requestWindowReread(redis: RedisConnection, keys: StateKeys, at: number): Promise<void> {
   await redis.hset(keys.sweep, 'reread', String(Math.floor(at)));
 }
 
 /** The poller's durable position: checkpoint, seen-set and sweep cursors. */
 export class PollState {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: StateKeys,
   ) {}
 

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { Code42Clock } from '../code42/code42-clock.js';
 import { SESSIONS_PAGE_SIZE, type IncydrClient, type SessionQuery } from '../code42/incydr-client.js';
 import { Code42RequestError, Code42ResponseError } from '../code42/errors.js';
@@ -80,7 +80,7 @@ export interface PollerEvents {
 
 export interface PollerOptions {
   client: Pick<IncydrClient, 'listSessionsPage'> & { tokens?: { getToken(): Promise<string> } };
-  redis: Redis;
+  redis: RedisConnection;
   /** The forward queue. */
   queue: Queue;
   keys: StateKeys;

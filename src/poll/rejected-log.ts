@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { StateKeys } from '../store/keys.js';
 
 export interface RejectedRecord {
@@ -23,7 +23,7 @@ const STREAM_MAXLEN = 10_000;
  */
 export class RejectedLog {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keys: StateKeys,
   ) {}
 

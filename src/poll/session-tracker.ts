@@ -7,7 +7,7 @@
  * two alerts (MEMORY USAGE), next to its seen-set entry (145 B); bounded by `DEEP_LOOKBACK` (pruned
  * with the seen-set).
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { currentSeverity, currentState, type Session } from '../code42/schemas.js';
 import type { StateKeys } from '../store/keys.js';
 import type { SessionChange, SessionChangeKind, SessionChangeSink, SessionSnapshot } from './session-change.js';
@@ -70,7 +70,7 @@ function decode(text: string): { seq: number; snapshot: SessionSnapshot } | null
  */
 export class RedisStreamChangeSink implements SessionChangeSink {
   constructor(
-    readonly redis: Redis,
+    readonly redis: RedisConnection,
     readonly key: string,
     readonly maxLen = 10_000,
   ) {}
@@ -100,7 +100,7 @@ redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', unpack(ARGV, 5))
 return 1`;
 
 export interface SessionTrackerOptions {
-  redis: Redis;
+  redis: RedisConnection;
   keys: StateKeys;
   /** Where change records go. @defaultValue a RedisStreamChangeSink on `keys.changes` */
   sink?: SessionChangeSink;

@@ -5,7 +5,7 @@
  * deployment in Redis, where every replica's /readyz reads it (degraded until a write in that
  * direction succeeds again, or the refusal is older than the window).
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { CheckResult, ReadinessSource } from '../infra/health.js';
 import { Code42AuthError, Code42RequestError, Code42TlsError } from '../code42/errors.js';
 import { XsoarAuthError, XsoarRejectedError, XsoarTlsError } from '../xsoar/errors.js';
@@ -44,7 +44,7 @@ export class SyncRefusals {
   private readonly key: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     prefix: string,
     private readonly metrics: RefusalCounter,
     private readonly clock: () => number = Date.now,

@@ -4,7 +4,7 @@
  * deployment.
  */
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Registry } from 'prom-client';
 import type { IncydrClient } from '../code42/incydr-client.js';
 import { Code42AuthError } from '../code42/errors.js';
@@ -37,7 +37,7 @@ export interface SyncServiceOptions {
   runtime: JobRuntime;
   logger: Logger;
   /** The daemon's state connection (ledger, sync records). */
-  redis: Redis;
+  redis: RedisConnection;
   keys: StateKeys;
   ledger: Pick<Ledger, 'incidentFor'>;
   /** The Incydr client with the shared request budget. */

@@ -4,7 +4,7 @@
  * it wrote comes back as someone else's change). Ledger internals stay untouched: the incident id is
  * read through `Ledger.incidentFor`.
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import { SessionSchema, type Session } from '../code42/schemas.js';
 import type { SessionChange, SessionChangeKind, SessionSnapshot } from '../poll/session-change.js';
 import type { SyncKeys } from '../store/keys.js';
@@ -190,7 +190,7 @@ return encoded
 
 export class SyncState {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     readonly keys: SyncKeys,
   ) {}
 

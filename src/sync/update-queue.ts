@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { Logger } from '../infra/logger.js';
 import type { SessionChange, SessionChangeSink } from '../poll/session-change.js';
 import { jobOptions, type RetryPolicy } from '../jobs/runtime.js';
@@ -21,7 +21,7 @@ export function updateJobPolicy(policy: RetryPolicy): RetryPolicy {
 }
 
 /** The update queue outside the daemon (tests, tools); the daemon gets its own from the job runtime. */
-export function createUpdateQueue(connection: Redis, prefix: string, policy: RetryPolicy): Queue<UpdateJobData> {
+export function createUpdateQueue(connection: RedisConnection, prefix: string, policy: RetryPolicy): Queue<UpdateJobData> {
   return new Queue<UpdateJobData>(UPDATE_QUEUE, { connection, prefix, defaultJobOptions: jobOptions(updateJobPolicy(policy)) });
 }
 

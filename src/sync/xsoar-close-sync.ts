@@ -10,7 +10,7 @@
  * the wrong instant), so no change is left behind, and carries Incydr closes held while they were not
  * carried (STATE_SYNC switched on later).
  */
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '../infra/redis.js';
 import type { IncydrClient } from '../code42/incydr-client.js';
 import { Code42ResponseError } from '../code42/errors.js';
 import { currentState, latestState } from '../code42/schemas.js';
@@ -30,7 +30,7 @@ import type { UpdateSink } from './update-queue.js';
 export interface XsoarCloseSyncOptions {
   /** Told of the sessions whose state the run set in Code42 (the poller's count index then expects it). */
   onStateWritten?: (ids: readonly string[], state: string) => Promise<void>;
-  redis: Redis;
+  redis: RedisConnection;
   state: SyncState;
   ledger: Pick<Ledger, 'incidentFor'>;
   updates: IncidentUpdates;

@@ -10,7 +10,8 @@ import { XsoarSimulator, type StoredIncident, type XsoarSimulatorOptions } from 
 import { startDaemon, type DaemonProcess, type RunResult } from '../helpers/daemon-process.js';
 import { expectedIncident } from '../helpers/expected-incident.js';
 import { freePort } from '../helpers/ports.js';
-import { waitForDrain, withForwardQueue } from '../helpers/queue.js';
+import { openRedis, waitForDrain, withForwardQueue } from '../helpers/queue.js';
+import { RedisClusterProcess } from '../helpers/redis-cluster-process.js';
 import { RedisProcess } from '../helpers/redis-process.js';
 import { uniquePrefix } from '../helpers/redis.js';
 import { CODE42_CLIENT_ID, CODE42_CLIENT_SECRET, XSOAR_API_KEY } from '../helpers/stack.js';
@@ -30,6 +31,8 @@ export interface FaultRunOptions {
   /** Daemon environment on top of the fault defaults. */
   env?: Record<string, string>;
   redisPassword?: string;
+  /** Runs on a private three-master Redis Cluster (redis+cluster://) instead of one redis-server. */
+  cluster?: boolean;
 }
 
 export interface FaultReport {
@@ -45,9 +48,13 @@ const MIN = 60_000;
 
 export class FaultRun {
   readonly redis: RedisProcess;
+  /** The cluster of a `cluster` run (then `redis` is never started). */
+  readonly cluster: RedisClusterProcess | undefined;
   readonly code42: Code42Simulator;
   readonly xsoar: XsoarSimulator;
   readonly prefix: string;
+  /** QUEUE_PREFIX as the daemon is given it. */
+  readonly queuePrefix: string;
   env: Record<string, string> = {};
   /** Daemon slots; a slot keeps its ops port across restarts. */
   private readonly daemons = new Map<number, DaemonProcess>();
@@ -60,7 +67,10 @@ export class FaultRun {
     this.redis = new RedisProcess(opts.redisPassword);
     this.code42 = new Code42Simulator({ clientId: CODE42_CLIENT_ID, clientSecret: CODE42_CLIENT_SECRET, ...opts.code42 });
     this.xsoar = new XsoarSimulator({ apiKey: XSOAR_API_KEY, ...opts.xsoar });
-    this.prefix = uniquePrefix(`faults-${opts.name}`);
+    this.cluster = opts.cluster ? new RedisClusterProcess() : undefined;
+    this.queuePrefix = uniquePrefix(`faults-${opts.name}`);
+    // On a cluster the daemon wraps QUEUE_PREFIX in braces (a hash tag): the keys live under that.
+    this.prefix = opts.cluster ? `{${this.queuePrefix}}` : this.queuePrefix;
     // Before anything starts: a failing test still stops every daemon, simulator and redis-server.
     onCleanup(() => this.close());
   }
@@ -68,11 +78,13 @@ export class FaultRun {
   static async start(opts: FaultRunOptions): Promise<FaultRun> {
     const run = new FaultRun(opts);
     try {
-      await run.redis.start();
+      if (run.cluster) await run.cluster.start();
+      else await run.redis.start();
       await Promise.all([run.code42.start(), run.xsoar.start()]);
     } catch (err) {
       // Nothing may outlive a failed start: the test would hang on a stray server.
       await run.redis.destroy();
+      await run.cluster?.destroy();
       await Promise.allSettled([run.code42.close(), run.xsoar.close()]);
       throw err;
     }
@@ -83,8 +95,8 @@ export class FaultRun {
       CODE42_RATE_LIMIT: '60000/min',
       XSOAR_URL: run.xsoar.url,
       XSOAR_API_KEY: opts.xsoar?.apiKey ?? XSOAR_API_KEY,
-      REDIS_URL: run.redis.url,
-      QUEUE_PREFIX: run.prefix,
+      REDIS_URL: run.cluster ? run.cluster.url : run.redis.url,
+      QUEUE_PREFIX: run.queuePrefix,
       POLL_INTERVAL: '300ms',
       WORKER_LOCK_DURATION: '2s',
       WORKER_BACKOFF: '100ms',
@@ -173,7 +185,7 @@ export class FaultRun {
     ).catch(() => undefined);
     await waitForDrain(this.prefix, () => true, 30_000, this.env.REDIS_URL).catch(() => undefined);
     // Jobs end at an id-less 2xx: the ids are looked up apart, through the index lag.
-    const redis = new Redis(this.env.REDIS_URL as string, { maxRetriesPerRequest: 3 });
+    const redis = openRedis(this.env.REDIS_URL, 3);
     try {
       const ledger = new Ledger(redis, stateKeys(this.prefix));
       await waitFor(async () => (await ledger.awaitingIdCount()) === 0, { timeoutMs: 30_000, intervalMs: 100, what: 'every incident id looked up' }).catch(() => undefined);
@@ -258,6 +270,7 @@ export class FaultRun {
     for (const slot of [...this.daemons.keys()]) await this.stopDaemon(slot, 'SIGKILL');
     await Promise.all([this.code42.close(), this.xsoar.close()]);
     await this.redis.destroy();
+    await this.cluster?.destroy();
   }
 }
 

@@ -3,10 +3,22 @@ import { FORWARD_QUEUE } from '../../src/store/keys.js';
 import { REDIS_URL } from './redis.js';
 import { Redis } from 'ioredis';
 import { waitFor } from './wait.js';
+import { createRedis, type RedisConnection } from '../../src/infra/redis.js';
+import { isClusterUrl } from '../../src/infra/redis-cluster.js';
+
+/** A connection for inspecting a deployment's Redis; a redis+cluster:// URL gets a cluster client. */
+export function openRedis(redisUrl = REDIS_URL, maxRetriesPerRequest: number | null = null): RedisConnection {
+  if (isClusterUrl(redisUrl)) {
+    const cluster = createRedis({ url: redisUrl, name: 'c42x-test', role: maxRetriesPerRequest === null ? 'worker' : 'command' });
+    cluster.on('error', () => undefined);
+    return cluster;
+  }
+  return new Redis(redisUrl, { maxRetriesPerRequest, protocol: 2 });
+}
 
 /** Opens the forward queue of a deployment for inspection; close it when done. */
 export async function withForwardQueue<T>(prefix: string, body: (queue: Queue) => Promise<T>, redisUrl = REDIS_URL): Promise<T> {
-  const connection = new Redis(redisUrl, { maxRetriesPerRequest: null, protocol: 2 });
+  const connection = openRedis(redisUrl);
   const queue = new Queue(FORWARD_QUEUE, { connection, prefix });
   try {
     return await body(queue);

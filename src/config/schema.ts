@@ -366,7 +366,7 @@ export const schema = {
       env: 'STATE_SYNC_CLOSE_STATES',
     },
     updateInterval: {
-      doc: 'Changes of one session are merged over this interval into one incident update and one war-room note (the first change after a quiet spell goes at once; a close is never held back); 0 applies every change as it comes',
+      doc: 'Changes of one session are merged over this interval, counted from the first change waiting, into one incident update and one war-room note (a close or a reopen is never held back); 0 applies every change as it comes',
       format: 'duration',
       default: 180_000 as number | string,
       env: 'UPDATE_INTERVAL',

@@ -38,6 +38,8 @@ export interface ClaimedChange {
   seqFrom: number;
   kinds: SessionChangeKind[];
   detectedAt: number;
+  /** When the oldest change merged in was noticed (UPDATE_INTERVAL gathers from there). */
+  firstDetectedAt?: number;
   session: Session;
   previous: SessionSnapshot;
 }
@@ -137,7 +139,7 @@ end
 local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
 if seq <= cur then return 0 end
 if cur < 0 then
-  redis.call('HSET', KEYS[1], 'seqFrom', ARGV[2], 'previous', ARGV[4], 'kinds', ARGV[5])
+  redis.call('HSET', KEYS[1], 'seqFrom', ARGV[2], 'previous', ARGV[4], 'kinds', ARGV[5], 'firstDetectedAt', ARGV[6])
 else
   local kinds = redis.call('HGET', KEYS[1], 'kinds') or ''
   for k in string.gmatch(ARGV[5], '[^,]+') do
@@ -309,6 +311,7 @@ function decodeClaimed(sessionId: string, encoded: string): ClaimedChange {
     seqFrom: Number(t.seqFrom ?? t.seq),
     kinds: (t.kinds ?? '').split(',').filter((k) => k !== '') as SessionChangeKind[],
     detectedAt: Number(t.detectedAt),
+    ...(t.firstDetectedAt !== undefined ? { firstDetectedAt: Number(t.firstDetectedAt) } : {}),
     session: session.data,
     previous,
   };

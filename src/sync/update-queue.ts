@@ -37,7 +37,7 @@ export class UpdateSink implements SessionChangeSink {
       queue: Queue<UpdateJobData>;
       state: SyncState;
       logger: Logger;
-      /** UPDATE_INTERVAL: a session updated less than this ago waits out the rest, gathering its changes. @defaultValue 0 */
+      /** UPDATE_INTERVAL: a change waits this long from the first change of its window (and after the last update), gathering what follows. @defaultValue 0 */
       updateIntervalMs?: number;
       clock?: () => number;
     },
@@ -74,14 +74,19 @@ export class UpdateSink implements SessionChangeSink {
     }
   }
 
-  /** How long the session's next update waits (0: now): the rest of UPDATE_INTERVAL since its last update, unless its pending change is a state change. */
+  /**
+   * How long the session's next update waits (0: now): the rest of UPDATE_INTERVAL since the later of its
+   * last update and the first change waiting, unless a state change waits (a close or a reopen never waits).
+   */
   async delayFor(sessionId: string): Promise<number> {
     const interval = this.opts.updateIntervalMs ?? 0;
     if (interval <= 0) return 0;
     const pending = await this.opts.state.pending(sessionId).catch(() => null);
     if (!pending || pending.kinds.includes('state')) return 0;
+    // Gathered for one interval from the first change of the window, and never sooner than one interval
+    // after the last update: an active session makes one update and one note per interval, its first included.
     const { lastToXsoar } = await this.opts.state.get(sessionId);
-    if (lastToXsoar === undefined) return 0;
-    return Math.max(0, lastToXsoar + interval - (this.opts.clock ?? Date.now)());
+    const from = Math.max(lastToXsoar ?? 0, pending.firstDetectedAt ?? pending.detectedAt);
+    return Math.max(0, from + interval - (this.opts.clock ?? Date.now)());
   }
 }

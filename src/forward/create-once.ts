@@ -45,6 +45,15 @@ export function afterFailedCreate(err: unknown): 'clear-mark' | 'keep-mark' {
   }
 }
 
+/**
+ * A mark from this host's future was written by a replica whose clock runs ahead: the create happened by
+ * now at the latest, so the mark is moved to now (and stored so), else every search would wait out the
+ * other host's skew. Null when the mark needs no change.
+ */
+export function markFromTheFuture(mark: CreateMark, now: number): CreateMark | null {
+  return mark.at > now ? { ...mark, at: now } : null;
+}
+
 export type SearchVerdict =
   | { verdict: 'found'; incidentId: string }
   /** Nothing found yet, but the search began inside the settle window: search again at `at`. */

@@ -8,7 +8,7 @@ import type { FailureClass, Upstream } from '../infra/errors.js';
 import { HandBackError, type JobContext } from '../jobs/job-worker.js';
 import type { JobRuntime } from '../jobs/runtime.js';
 import { parseForwardJobData, type ForwardJobData } from './job-data.js';
-import { afterFailedCreate, firstStep, searchVerdict } from './create-once.js';
+import { afterFailedCreate, firstStep, markFromTheFuture, searchVerdict } from './create-once.js';
 import type { CreateMark, Ledger } from './ledger.js';
 import { WorkGate } from './work-gate.js';
 import { releaseHeap } from './heap-release.js';
@@ -152,7 +152,9 @@ export class ForwardWorker {
         // The lookup found nothing within the settle window: one more search decides, the id or the failed set.
         return this.resolveAccepted(sessionId, first.accepted, job, token, signal, log);
       case 'search-first': {
-        const found = await this.recoverEarlierCreate(sessionId, first.since, job, token, signal, log);
+        const moved = markFromTheFuture(first.since, this.clock());
+        if (moved) await ledger.markInFlight(sessionId, moved);
+        const found = await this.recoverEarlierCreate(sessionId, moved ?? first.since, job, token, signal, log);
         if (found) return found;
         break;
       }

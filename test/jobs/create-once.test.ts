@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Code42RequestError } from '../../src/code42/errors.js';
-import { afterFailedCreate, firstStep, searchVerdict } from '../../src/forward/create-once.js';
+import { afterFailedCreate, firstStep, markFromTheFuture, searchVerdict } from '../../src/forward/create-once.js';
 import type { LedgerEntry } from '../../src/forward/ledger.js';
 import { XsoarAuthError, XsoarRateLimitedError, XsoarRejectedError, XsoarResponseError, XsoarUnavailableError } from '../../src/xsoar/errors.js';
 
@@ -51,4 +51,8 @@ describe('create once: what a search proves', () => {
     assert.deepEqual(searchVerdict({ found: null, searchStartedAt: 10_500, since, settleMs: SETTLE, now: 10_600 }), { verdict: 'search-again', at: 11_000 }));
   it('nothing, from a search that began a full window after the create: not created', () =>
     assert.deepEqual(searchVerdict({ found: null, searchStartedAt: 11_000, since, settleMs: SETTLE, now: 11_100 }), { verdict: 'not-created' }));
+  it('a mark from a replica whose clock runs ahead is moved to now; one from the past is kept', () => {
+    assert.deepEqual(markFromTheFuture(mark(121_000), 1_000), mark(1_000));
+    assert.equal(markFromTheFuture(mark(900), 1_000), null);
+  });
 });

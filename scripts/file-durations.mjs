@@ -19,7 +19,13 @@ export default async function* fileDurations(source) {
     if ((event.type === 'test:pass' || event.type === 'test:fail') && event.data.nesting === 0) {
       const seconds = ((now - started.get(file)) / 1000).toFixed(1).padStart(6);
       const failed = event.type === 'test:fail' ? ' FAILED' : '';
-      writeSync(2, `[file time] ${seconds} s  ${path.relative(process.cwd(), file)} (after "${event.data.name}"${failed})\n`);
+      const line = `[file time] ${seconds} s  ${path.relative(process.cwd(), file)} (after "${event.data.name}"${failed})\n`;
+      // Written at once where it can be (a non-blocking pipe may refuse): through the stream otherwise.
+      try {
+        writeSync(2, line);
+      } catch {
+        yield line;
+      }
     }
   }
   yield '';

@@ -38,8 +38,8 @@ export interface ClaimedChange {
   seqFrom: number;
   kinds: SessionChangeKind[];
   detectedAt: number;
-  /** When the oldest change merged in was noticed (UPDATE_INTERVAL gathers from there). */
-  firstDetectedAt?: number;
+  /** When the oldest change merged in reached the sync (this host's clock; UPDATE_INTERVAL gathers from there). */
+  firstReceivedAt?: number;
   session: Session;
   previous: SessionSnapshot;
 }
@@ -125,7 +125,7 @@ export type ClearableField = (typeof NUMBER_FIELDS)[number] | (typeof STRING_FIE
 /**
  * Merges a change record into the session's pending change, unless it is no newer than what is
  * pending, being applied or applied. Kinds are united; the oldest `previous` is kept.
- * KEYS: pending hash, pending-ids set, session hash. ARGV: sessionId, seq, session, previous, kinds, detectedAt.
+ * KEYS: pending hash, pending-ids set, session hash. ARGV: sessionId, seq, session, previous, kinds, detectedAt, receivedAt.
  */
 const MERGE_PENDING = `
 local seq = tonumber(ARGV[2])
@@ -139,7 +139,7 @@ end
 local cur = tonumber(redis.call('HGET', KEYS[1], 'seq') or '-1')
 if seq <= cur then return 0 end
 if cur < 0 then
-  redis.call('HSET', KEYS[1], 'seqFrom', ARGV[2], 'previous', ARGV[4], 'kinds', ARGV[5], 'firstDetectedAt', ARGV[6])
+  redis.call('HSET', KEYS[1], 'seqFrom', ARGV[2], 'previous', ARGV[4], 'kinds', ARGV[5], 'firstReceivedAt', ARGV[7])
 else
   local kinds = redis.call('HGET', KEYS[1], 'kinds') or ''
   for k in string.gmatch(ARGV[5], '[^,]+') do
@@ -197,7 +197,11 @@ export class SyncState {
   ) {}
 
   /** Stores a change record as (part of) the session's pending change; false when it was not newer. */
-  async mergePending(change: SessionChange): Promise<boolean> {
+  /**
+   * `receivedAt` (this host's clock, like the sync record's times) starts an UPDATE_INTERVAL window; the
+   * change's own `detectedAt` is Code42's clock, whole seconds behind at worst.
+   */
+  async mergePending(change: SessionChange, receivedAt = Date.now()): Promise<boolean> {
     const { sessionId } = change;
     const merged = await this.redis.eval(
       MERGE_PENDING,
@@ -211,6 +215,7 @@ export class SyncState {
       JSON.stringify(change.previous),
       change.kinds.join(','),
       String(change.detectedAt),
+      String(receivedAt),
     );
     return merged === 1;
   }
@@ -311,7 +316,7 @@ function decodeClaimed(sessionId: string, encoded: string): ClaimedChange {
     seqFrom: Number(t.seqFrom ?? t.seq),
     kinds: (t.kinds ?? '').split(',').filter((k) => k !== '') as SessionChangeKind[],
     detectedAt: Number(t.detectedAt),
-    ...(t.firstDetectedAt !== undefined ? { firstDetectedAt: Number(t.firstDetectedAt) } : {}),
+    ...(t.firstReceivedAt !== undefined ? { firstReceivedAt: Number(t.firstReceivedAt) } : {}),
     session: session.data,
     previous,
   };

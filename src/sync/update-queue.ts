@@ -44,7 +44,7 @@ export class UpdateSink implements SessionChangeSink {
   ) {}
 
   async emit(change: SessionChange): Promise<void> {
-    const stored = await this.opts.state.mergePending(change);
+    const stored = await this.opts.state.mergePending(change, (this.opts.clock ?? Date.now)());
     if (!stored) {
       this.opts.logger.debug({ alertId: change.sessionId, seq: change.seq }, 'change record not newer than what is known; ignored');
       return;
@@ -86,7 +86,7 @@ export class UpdateSink implements SessionChangeSink {
     // Gathered for one interval from the first change of the window, and never sooner than one interval
     // after the last update: an active session makes one update and one note per interval, its first included.
     const { lastToXsoar } = await this.opts.state.get(sessionId);
-    const from = Math.max(lastToXsoar ?? 0, pending.firstDetectedAt ?? pending.detectedAt);
+    const from = Math.max(lastToXsoar ?? 0, pending.firstReceivedAt ?? (this.opts.clock ?? Date.now)());
     return Math.max(0, from + interval - (this.opts.clock ?? Date.now)());
   }
 }

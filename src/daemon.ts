@@ -12,8 +12,7 @@ import { guardOptions } from './guard/guard-options.js';
 import { UpstreamStatus } from './guard/upstream-status.js';
 import type { Logger } from './infra/logger.js';
 import { closeRedis, createRedis, type RedisConnection } from './infra/redis.js';
-import { clusterNote } from './infra/redis-cluster.js';
-import { warnOnEvictionPolicy, watchRedis } from './infra/redis-watch.js';
+import { announceClusterPrefix, warnOnEvictionPolicy, watchRedis } from './infra/redis-watch.js';
 import { removeLegacySchedules } from './jobs/legacy-schedules.js';
 import { JobRuntime, within } from './jobs/runtime.js';
 import { ForwarderMetrics } from './ops/metrics.js';
@@ -74,7 +73,7 @@ export class Daemon {
     const { metrics, keys, status } = this;
     const settings = deriveSettings(config);
     logger.info({ version: packageVersion(), node: process.version, config: describeConfig(config) }, 'starting');
-    if (clusterNote(config.redis.prefix, config.redis.url)) logger.info({ prefix: config.redis.prefix }, clusterNote(config.redis.prefix, config.redis.url));
+    announceClusterPrefix(config.redis.prefix, config.redis.url, logger);
     const state = this.connect('c42x-state');
     watchRedis(state, { url: config.redis.url, logger, stopping: () => this.stopping });
     const health = this.connect('c42x-health', 'command');

@@ -3,6 +3,7 @@ import type { RedisConnection } from './redis.js';
 import type { Logger } from './logger.js';
 import { withTimeout } from './timeout.js';
 import { maskRedisUrl } from './redis.js';
+import { clusterNote } from './redis-cluster.js';
 
 /**
  * Reports a Redis outage once, not once per reconnect attempt: one line naming the (masked) URL and the
@@ -82,4 +83,10 @@ export async function warnOnEvictionPolicy(redis: RedisConnection, logger: Logge
   } catch (err) {
     logger.debug({ err }, 'could not read Redis maxmemory-policy (CONFIG GET not allowed?)');
   }
+}
+
+/** On a Redis Cluster, says once at start under which hash-tagged prefix every key of the deployment lives. */
+export function announceClusterPrefix(prefix: string, url: string, logger: Logger): void {
+  const note = clusterNote(prefix, url);
+  if (note) logger.info({ prefix }, note);
 }

@@ -7,14 +7,8 @@ import { describeConfig, loadConfig } from '../../src/config/load-config.js';
 import { clusterNodes, effectivePrefix, hashTag } from '../../src/infra/redis-cluster.js';
 import { isRedisUrl, maskRedisUrl } from '../../src/infra/redis.js';
 import { stateKeys } from '../../src/store/keys.js';
+import { VALID } from '../helpers/config-env.js';
 
-const REQUIRED = {
-  CODE42_API_URL: 'https://api.us.code42.com',
-  CODE42_CLIENT_ID: 'key-1',
-  CODE42_CLIENT_SECRET: 'secret-1',
-  XSOAR_URL: 'https://xsoar.example.com',
-  XSOAR_API_KEY: 'xsoar-key-1',
-};
 
 function sources(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -27,10 +21,10 @@ describe('Redis Cluster URL form', () => {
   it('accepts redis+cluster:// and rediss+cluster:// with one or more nodes', () => {
     for (const url of ['redis+cluster://h1:7000,h2:7001,h3:7002', 'rediss+cluster://user:pw@cfg.cache.amazonaws.com:6379', 'redis+cluster://h1:7000/']) {
       assert.ok(isRedisUrl(url), url);
-      assert.equal(loadConfig({ env: { ...REQUIRED, REDIS_URL: url } }).redis.url, url);
+      assert.equal(loadConfig({ env: { ...VALID, REDIS_URL: url } }).redis.url, url);
     }
     for (const url of ['redis+cluster://', 'redis+cluster://h1:7000/2', 'redis+cluster://h1:7000?x=1']) assert.ok(!isRedisUrl(url), url);
-    assert.throws(() => loadConfig({ env: { ...REQUIRED, REDIS_URL: 'redis+cluster://' } }), /REDIS_URL.*redis\+cluster/);
+    assert.throws(() => loadConfig({ env: { ...VALID, REDIS_URL: 'redis+cluster://' } }), /REDIS_URL.*redis\+cluster/);
   });
 
   it('turns a cluster URL into seed nodes and per-node options', () => {
@@ -43,14 +37,14 @@ describe('Redis Cluster URL form', () => {
 
   it('masks the password of a cluster URL', () => {
     assert.equal(maskRedisUrl('redis+cluster://default:topsecret@h1:7000,h2:7001'), 'redis+cluster://default:***@h1:7000,h2:7001');
-    const logged = JSON.stringify(describeConfig(loadConfig({ env: { ...REQUIRED, REDIS_URL: 'rediss+cluster://:topsecret@h1:7000' } })));
+    const logged = JSON.stringify(describeConfig(loadConfig({ env: { ...VALID, REDIS_URL: 'rediss+cluster://:topsecret@h1:7000' } })));
     assert.doesNotMatch(logged, /topsecret/);
   });
 });
 
 describe('Redis Cluster prefix', () => {
   it('wraps a prefix without a hash tag in braces on a cluster, and leaves every other form as it was', () => {
-    const prefixOf = (env: Record<string, string>): string => loadConfig({ env: { ...REQUIRED, ...env } }).redis.prefix;
+    const prefixOf = (env: Record<string, string>): string => loadConfig({ env: { ...VALID, ...env } }).redis.prefix;
     assert.equal(prefixOf({ REDIS_URL: 'redis+cluster://h1:7000' }), '{c42x}');
     assert.equal(prefixOf({ REDIS_URL: 'redis+cluster://h1:7000', QUEUE_PREFIX: 'prod-a' }), '{prod-a}');
     assert.equal(prefixOf({ REDIS_URL: 'redis+cluster://h1:7000', QUEUE_PREFIX: 'c42x:{prod}' }), 'c42x:{prod}');

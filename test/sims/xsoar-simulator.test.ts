@@ -486,4 +486,25 @@ describe('XSOAR simulator real-server readings', () => {
       await sim.close();
     }
   });
+
+  it('runs the write hook after a close is applied and before answering', async () => {
+    const sim = new XsoarSimulator({ apiKey: KEY });
+    await sim.start();
+    try {
+      const created = await call(`${sim.url}/incident`, { headers: auth, body: incident() });
+      const seen: Array<[string, number, number | undefined]> = [];
+      sim.onWriteRequest((endpoint, body, status) => {
+        seen.push([endpoint, status, sim.incidents().find((i) => i.id === body.id)?.status]);
+      });
+      const closed = await call(`${sim.url}/incident/close`, { headers: auth, body: { id: created.body.id, version: created.body.version, closeReason: 'Resolved' } });
+      assert.equal(closed.status, 200);
+      // Seen as applied (status 2) before the client had the answer; creates and reads do not go through it.
+      assert.deepEqual(seen, [['close', 200, 2]]);
+      sim.onWriteRequest(undefined);
+      await call(`${sim.url}/incident/close`, { headers: auth, body: { id: created.body.id, version: -1, closeReason: 'Resolved' } });
+      assert.equal(seen.length, 1);
+    } finally {
+      await sim.close();
+    }
+  });
 });

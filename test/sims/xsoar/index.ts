@@ -8,6 +8,7 @@ export type {
   XsoarRequestRecord,
   XsoarSimulatorOptions,
   XsoarStats,
+  XsoarWriteEndpoint,
 } from './xsoar-simulator.js';
 export {
   DEFAULT_UNSEARCHABLE_FIELDS,

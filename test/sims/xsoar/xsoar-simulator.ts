@@ -173,6 +173,13 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(Z|
 
 type Endpoint = 'create' | 'search' | 'load' | 'about' | 'health' | 'user' | 'incidenttypes' | 'playbooks' | 'unknown' | 'update' | 'close' | 'entry' | 'entryNote' | 'investigation';
 
+/** The incident writes `onWriteRequest` sees: `POST /incident` with an id, `/incident/close`, `/entry`, `/entry/note`. */
+export type XsoarWriteEndpoint = 'update' | 'close' | 'entry' | 'entryNote';
+
+function isWriteEndpoint(endpoint: string): endpoint is XsoarWriteEndpoint {
+  return endpoint === 'update' || endpoint === 'close' || endpoint === 'entry' || endpoint === 'entryNote';
+}
+
 interface Route {
   endpoint: Endpoint;
   /** Known path but another method. */
@@ -294,6 +301,7 @@ export class XsoarSimulator {
   /** When each search for closed incidents arrived (epoch ms): when the state sync ran. */
   readonly closedSearchTimes: number[] = [];
   private afterStoreHook: ((incident: StoredIncident) => Promise<void> | void) | undefined;
+  private writeHook: ((endpoint: XsoarWriteEndpoint, body: Record<string, unknown>, status: number) => Promise<void> | void) | undefined;
   private dropRandom: () => number;
   private dropped = 0;
   /** Updates, closes, war-room entries and the analyst's hand (lifecycle.ts). */
@@ -316,6 +324,15 @@ export class XsoarSimulator {
    */
   onStored(hook: ((incident: StoredIncident) => Promise<void> | void) | undefined): void {
     this.afterStoreHook = hook;
+  }
+
+  /**
+   * Awaits `hook` after an incident write (an update, a close, a war-room entry) was carried out and before it
+   * is answered (`undefined` removes it): a test kills the client there, so the kill lands between XSOAR applying
+   * the write and the client learning of it. `status` is the answer the write is about to get.
+   */
+  onWriteRequest(hook: ((endpoint: XsoarWriteEndpoint, body: Record<string, unknown>, status: number) => Promise<void> | void) | undefined): void {
+    this.writeHook = hook;
   }
 
   /** Creates a pre-process rule dropped (answered 2xx, stored nowhere). */
@@ -557,7 +574,11 @@ export class XsoarSimulator {
           return this.search(parsed, answer);
         }
         const lifecycleAnswer = this.lifecycleRequest(route, parsed, record);
-        if (lifecycleAnswer) return answer(lifecycleAnswer.status, lifecycleAnswer.body);
+        if (lifecycleAnswer) {
+          const endpoint = record.endpoint;
+          if (this.writeHook && isWriteEndpoint(endpoint)) await this.writeHook(endpoint, isPlainObject(parsed) ? parsed : {}, lifecycleAnswer.status);
+          return answer(lifecycleAnswer.status, lifecycleAnswer.body);
+        }
         return this.create(parsed, res, record, answer);
       }
       default:

@@ -400,6 +400,13 @@ export class XsoarCloseSync {
           metrics.close('to-xsoar');
           carried += 1;
           logger.info({ alertId: sessionId, incidentId, state: close.state, closeReason: reason }, 'session closed in Incydr while closes were not carried; incident closed now');
+        } else if (record.xsoarCloseIntentAt !== undefined && incident.closed && record.xsoarClosedByDaemon !== incident.closed && Math.abs(Date.parse(incident.closed) - record.xsoarCloseIntentAt) <= OWN_CLOSE_SLACK_MS) {
+          // A crash between this close and its record (as the updater does): the close made under the recorded
+          // intent is the daemon's own. Recorded, and the intent forgotten: left behind, it would pass for the
+          // daemon's any analyst's re-close within OWN_CLOSE_SLACK_MS of it, never carried to Incydr.
+          await state.set(sessionId, { xsoarClosedByDaemon: incident.closed });
+          await state.clear(sessionId, ['xsoarCloseIntentAt']);
+          logger.info({ alertId: sessionId, incidentId }, 'the close of this held Incydr close had reached XSOAR before the interruption; recorded as the daemon\'s own');
         }
         await state.release(sessionId);
       } catch (err) {

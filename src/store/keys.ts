@@ -72,6 +72,8 @@ export interface SyncKeys {
   xsoarCheckpoint: string;
   /** Set: session ids closed in Incydr while Incydr closes were not carried (STATE_SYNC off or to-code42), carried once they are. */
   heldCloses: string;
+  /** Set: session ids with changes not written to their incidents while TRACK_UPDATES=false, carried once it is on. */
+  heldUpdates: string;
 }
 
 export function syncKeys(prefix: string): SyncKeys {
@@ -82,6 +84,7 @@ export function syncKeys(prefix: string): SyncKeys {
     pendingIds: `${base}:pending-ids`,
     xsoarCheckpoint: `${base}:xsoar-checkpoint`,
     heldCloses: `${base}:held-closes`,
+    heldUpdates: `${base}:held-updates`,
   };
 }
 

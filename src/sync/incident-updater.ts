@@ -24,7 +24,7 @@ import { closedInIncydrNotes, describeUpdate, hasNews, noteMarker, updateNote, t
 import { refusalOf, type SyncRefusals } from './refusals.js';
 import type { SyncMetrics } from './sync-metrics.js';
 import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './record-policy.js';
-import type { ClaimedChange, SessionSyncRecord, SyncState } from './sync-state.js';
+import { parseHeldUpdate, type ClaimedChange, type SessionSyncRecord, type SyncState } from './sync-state.js';
 import type { UpdateJobData, UpdateSink } from './update-queue.js';
 
 export interface IncidentUpdaterPolicy {
@@ -182,12 +182,16 @@ export class IncidentUpdater {
 
   private async applyChange(change: ClaimedChange, log: Logger, signal: AbortSignal | undefined): Promise<void> {
     const { state, updates, policy, metrics } = this.opts;
-    const { sessionId, session, previous, seq } = change;
+    const { sessionId, session, seq } = change;
     const incidentId = await this.opts.ledger.incidentFor(sessionId);
     if (!incidentId) throw new Error(`session ${sessionId} has no incident in the ledger yet (its create may still be queued); will retry`);
     const record = await state.get(sessionId);
     // A record left to expire (both sides closed) is in use again.
     await state.keep(sessionId);
+    // Changes held while TRACK_UPDATES was off: the incident still shows what it showed then, so events,
+    // alerts and severity count from there (the state was the state sync's business meanwhile).
+    const held = parseHeldUpdate(record.heldUpdate);
+    const previous = policy.trackUpdates && held ? { ...change.previous, ...held.since } : change.previous;
 
     const latest = latestState(session.states);
     const newState = currentState(session) ?? previous.state;
@@ -287,6 +291,13 @@ export class IncidentUpdater {
       await state.release(sessionId);
     }
 
+    // TRACK_UPDATES=false: what the incident was not told is kept, and told once it is on (see XsoarCloseSync).
+    const fieldNews = summary.newEvents > 0 || summary.severity !== undefined || newAlerts.length > 0;
+    if (!policy.trackUpdates && fieldNews) {
+      const kinds = change.kinds.filter((k) => k !== 'state');
+      await state.holdUpdate(sessionId, { seq, kinds, detectedAt: change.detectedAt, session }, { severity: previous.severity, alertIds: previous.alertIds, eventCount: previous.eventCount });
+    }
+
     if (ownState) metrics.update('own');
     else if (what.length === 0) metrics.update('unchanged');
     else metrics.update(wasClosed && !reopen ? 'noted' : 'applied');
@@ -296,6 +307,7 @@ export class IncidentUpdater {
       ...(what.length > 0 ? { lastToXsoar: this.clock(), lastToXsoarWhat: `${what.join(', ')}: ${describeUpdate(summary) || 'no visible change'}` } : {}),
     });
     if (done.xsoarClosedByDaemon !== undefined) await state.clear(sessionId, ['xsoarCloseIntentAt']);
+    if (policy.trackUpdates && held) await state.releaseUpdate(sessionId);
     if (what.length > 0) await this.opts.refusals?.cleared('to-xsoar');
     // Closed on both sides: the record is kept while the poller can still see the session, then expires.
     if (incident.status === INCIDENT_STATUS.done && isClosedState(newState)) {

@@ -114,7 +114,7 @@ export class SyncService {
       metrics: this.metrics,
       refusals: this.refusals,
       retention,
-      held: { closeInXsoar: settings.sync.toXsoar, stateCloseReasons: config.sync.stateCloseReasons },
+      held: { closeInXsoar: settings.sync.toXsoar, stateCloseReasons: config.sync.stateCloseReasons, trackUpdates: settings.sync.trackUpdates },
       logger: logger.child({ component: 'state-sync' }),
       ...clock,
     });

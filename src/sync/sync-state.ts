@@ -5,7 +5,7 @@
  * read through `Ledger.incidentFor`.
  */
 import type { RedisConnection } from '../infra/redis.js';
-import { SessionSchema, type Session } from '../code42/schemas.js';
+import { SessionSchema, currentState, type Session } from '../code42/schemas.js';
 import type { SessionChange, SessionChangeKind, SessionSnapshot } from '../poll/session-change.js';
 import type { SyncKeys } from '../store/keys.js';
 
@@ -24,6 +24,32 @@ export function parseHeldClose(raw: string | undefined): HeldClose | undefined {
   try {
     const h = JSON.parse(raw) as Partial<HeldClose>;
     return typeof h.state === 'string' && typeof h.at === 'number' ? { state: h.state, user: String(h.user ?? 'an Incydr user'), at: h.at } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Session changes not written to the incident while TRACK_UPDATES=false (see SyncState.holdUpdate): what the
+ * incident last showed (`since`), and the newest session read since, with its change's seq.
+ */
+export interface HeldUpdate {
+  since: Pick<SessionSnapshot, 'severity' | 'alertIds' | 'eventCount'>;
+  seq: number;
+  kinds: SessionChangeKind[];
+  detectedAt: number;
+  session: unknown;
+}
+
+/** Reads a held update back; undefined when absent or unreadable (then nothing is carried for it). */
+export function parseHeldUpdate(raw: string | undefined): HeldUpdate | undefined {
+  if (!raw) return undefined;
+  try {
+    const h = JSON.parse(raw) as Partial<HeldUpdate>;
+    const since = h.since;
+    if (!since || typeof since.severity !== 'number' || typeof since.eventCount !== 'number' || !Array.isArray(since.alertIds)) return undefined;
+    if (typeof h.seq !== 'number' || typeof h.detectedAt !== 'number' || !Array.isArray(h.kinds)) return undefined;
+    return { since, seq: h.seq, kinds: h.kinds, detectedAt: h.detectedAt, session: h.session };
   } catch {
     return undefined;
   }
@@ -71,6 +97,8 @@ export interface SessionSyncRecord {
   xsoarCloseIntentAt?: number;
   /** An Incydr close not carried because STATE_SYNC did not allow it then (JSON: state, user, at). */
   heldIncydrClose?: string;
+  /** Changes not written to the incident while TRACK_UPDATES=false (JSON HeldUpdate). */
+  heldUpdate?: string;
   /** The last write the other side refused for this session: when, and what (direction, reason, answer). */
   refusedToCode42At?: number;
   refusedToCode42What?: string;
@@ -117,6 +145,7 @@ const STRING_FIELDS = [
   'refusedToCode42What',
   'refusedToXsoarWhat',
   'heldIncydrClose',
+  'heldUpdate',
 ] as const;
 
 /** Fields of the sync record that can be forgotten (see SyncState.clear). */
@@ -188,6 +217,18 @@ local encoded = cjson.encode(t)
 redis.call('HSET', KEYS[3], 'inflight', encoded)
 redis.call('DEL', KEYS[1])
 return encoded
+`;
+
+/**
+ * A held update back as the pending change (see requeueHeldUpdate). Its seq is the last one applied while
+ * TRACK_UPDATES was off, so it bypasses MERGE_PENDING's "newer than applied" test.
+ * KEYS: pending hash, pending-ids set, session hash. ARGV: as MERGE_PENDING's.
+ */
+const REQUEUE_HELD = `
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('HEXISTS', KEYS[3], 'inflight') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'seq', ARGV[2], 'seqFrom', ARGV[2], 'session', ARGV[3], 'previous', ARGV[4], 'kinds', ARGV[5], 'detectedAt', ARGV[6], 'firstReceivedAt', ARGV[7])
+redis.call('SADD', KEYS[2], ARGV[1])
+return 1
 `;
 
 export class SyncState {
@@ -266,6 +307,52 @@ export class SyncState {
 
   async heldSessionIds(): Promise<string[]> {
     return this.redis.smembers(this.keys.heldCloses);
+  }
+
+  /**
+   * Keeps what TRACK_UPDATES=false did not write to the incident: the first held change fixes `since` (what
+   * the incident shows), later ones only bring the session forward. Carried once TRACK_UPDATES is on.
+   */
+  async holdUpdate(sessionId: string, change: Omit<HeldUpdate, 'since'>, since: HeldUpdate['since']): Promise<void> {
+    const old = parseHeldUpdate((await this.redis.hget(this.keys.session(sessionId), 'heldUpdate')) ?? undefined);
+    const held: HeldUpdate = { ...change, since: old?.since ?? since, kinds: [...new Set([...(old?.kinds ?? []), ...change.kinds])] };
+    await this.redis.multi().hset(this.keys.session(sessionId), 'heldUpdate', JSON.stringify(held)).sadd(this.keys.heldUpdates, sessionId).exec();
+  }
+
+  /** The held changes are in the incident now. */
+  async releaseUpdate(sessionId: string): Promise<void> {
+    await this.redis.multi().hdel(this.keys.session(sessionId), 'heldUpdate').srem(this.keys.heldUpdates, sessionId).exec();
+  }
+
+  async heldUpdateIds(): Promise<string[]> {
+    return this.redis.smembers(this.keys.heldUpdates);
+  }
+
+  /**
+   * Makes the held update a pending change again (TRACK_UPDATES is on now), unless a change of the session
+   * is already pending or being applied (`busy`): that one carries the held changes with it.
+   */
+  async requeueHeldUpdate(sessionId: string, held: HeldUpdate, receivedAt: number): Promise<'queued' | 'busy' | 'invalid'> {
+    const session = SessionSchema.safeParse(held.session);
+    if (!session.success) return 'invalid';
+    const s = session.data;
+    // Nothing of the state is news here (the state sync already dealt with it): the state is the session's own.
+    const previous: SessionSnapshot = { ...held.since, lastUpdated: s.lastUpdated ?? null, state: currentState(s) ?? '' };
+    const queued = await this.redis.eval(
+      REQUEUE_HELD,
+      3,
+      this.keys.pending(sessionId),
+      this.keys.pendingIds,
+      this.keys.session(sessionId),
+      sessionId,
+      String(held.seq),
+      JSON.stringify(held.session),
+      JSON.stringify(previous),
+      held.kinds.filter((k) => k !== 'state').join(','),
+      String(held.detectedAt),
+      String(receivedAt),
+    );
+    return queued === 1 ? 'queued' : 'busy';
   }
 
   async countCode42Calls(sessionId: string, calls: number): Promise<void> {

@@ -23,7 +23,7 @@ import { closeReasonForState, isClosedState, stateForCloseReason } from './close
 import { closeNotCarriedNote, closeReplacingNote, closedInIncydrNotes, closedInXsoarNote } from './notes.js';
 import { refusalOf, type SyncRefusals } from './refusals.js';
 import type { SyncMetrics } from './sync-metrics.js';
-import { parseHeldClose, type SessionSyncRecord, type SyncState } from './sync-state.js';
+import { parseHeldClose, parseHeldUpdate, type SessionSyncRecord, type SyncState } from './sync-state.js';
 import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './record-policy.js';
 import type { UpdateSink } from './update-queue.js';
 
@@ -47,7 +47,7 @@ export interface XsoarCloseSyncOptions {
   firstLookMs: number;
   metrics: SyncMetrics;
   /** Incydr closes held while STATE_SYNC did not carry them: carried by each run when it does now. */
-  held?: { closeInXsoar: boolean; stateCloseReasons: Readonly<Record<string, string>> };
+  held?: { closeInXsoar: boolean; stateCloseReasons: Readonly<Record<string, string>>; trackUpdates?: boolean };
   /** When the sync record of a session closed on both sides may expire (see recordTtl); absent: never. */
   retention?: RecordRetention;
   /** Where refused writes are kept for /readyz (optional: absent, they are only logged and recorded per session). */
@@ -68,6 +68,8 @@ export interface XsoarCloseSyncResult {
   refused: number;
   /** Incydr closes held while they were not carried, carried now. */
   heldCarried?: number;
+  /** Sessions whose changes were held while TRACK_UPDATES was off, queued for their incidents now. */
+  heldUpdatesQueued?: number;
 }
 
 /** Sessions read at the same time before a batch of closes is written. */
@@ -128,6 +130,7 @@ export class XsoarCloseSync {
     const result: XsoarCloseSyncResult = { found: 0, synced: 0, skippedOwn: 0, code42Calls: 0, swept: 0, notCarried: 0, refused: 0 };
     result.swept = await this.sweepPending();
     if (this.opts.held?.closeInXsoar) result.heldCarried = await this.carryHeldCloses(signal);
+    if (this.opts.held?.trackUpdates) result.heldUpdatesQueued = await this.queueHeldUpdates();
     if (!this.opts.enabled) return result;
 
     const { redis, state, updates, logger } = this.opts;
@@ -369,6 +372,31 @@ export class XsoarCloseSync {
     await state.set(sessionId, { code42NoteSent: incident.closed });
     await state.countCode42Calls(sessionId, calls);
     return calls;
+  }
+
+  /**
+   * Changes of sessions made while TRACK_UPDATES was off, not written to their incidents then: each becomes
+   * the session's pending change again (one update and one note telling what happened meanwhile), unless a
+   * change of the session is already on its way (it carries them). Released by the updater once written.
+   */
+  private async queueHeldUpdates(): Promise<number> {
+    const { state, sink, logger } = this.opts;
+    let queued = 0;
+    for (const sessionId of await state.heldUpdateIds()) {
+      const held = parseHeldUpdate((await state.get(sessionId)).heldUpdate);
+      const outcome = held ? await state.requeueHeldUpdate(sessionId, held, this.clock()) : 'invalid';
+      if (!held || outcome === 'invalid') {
+        logger.warn({ alertId: sessionId }, 'changes held while TRACK_UPDATES was off are unreadable; the next change of the session updates its incident');
+        await state.releaseUpdate(sessionId);
+        continue;
+      }
+      if (outcome === 'queued') {
+        queued += 1;
+        logger.info({ alertId: sessionId, seq: held.seq }, 'changes made while TRACK_UPDATES was off go to the incident now');
+      }
+      await sink.enqueue(sessionId);
+    }
+    return queued;
   }
 
   /**

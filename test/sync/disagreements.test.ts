@@ -184,4 +184,41 @@ describe('the incident and the session never left disagreeing', () => {
       redis.disconnect();
     }
   });
+  it('changes made while TRACK_UPDATES=false reach the incident once it is on: its fields, and one note telling what happened meanwhile', async () => {
+    const { s, ids, incidentOf } = await forwarded('trackoff', 1, { TRACK_UPDATES: 'false' });
+    const id = ids[0] as string;
+    const versionBefore = incidentOf(id).version;
+    // Two changes while off: new events, an escalation and a new rule, then one more event.
+    escalate(s.code42, id, { newEvents: 2, ruleId: NEW_RULE.id, seed: 3 });
+    const redis = testRedis();
+    try {
+      const state = new SyncState(redis, syncKeys(s.prefix));
+      await waitFor(async () => (await state.heldUpdateIds()).includes(id), { timeoutMs: 15_000, what: 'the first change held' });
+      s.code42.updateSession(id, (x) => {
+        x.criticalEvents += 1;
+      });
+      await waitFor(async () => ((await state.get(id)).appliedSeq ?? 0) >= 2, { timeoutMs: 15_000, what: 'the second change seen' });
+      assert.equal(incidentOf(id).version, versionBefore, 'nothing written while off');
+      assert.equal(s.xsoar.lifecycle.entriesOf(incidentOf(id).investigationId).length, 0);
+
+      await (daemon as Daemon).stop();
+      daemon = new Daemon({ config: s.config({ TRACK_UPDATES: 'true' }), logger: silentLogger() });
+      await daemon.start();
+      await waitFor(() => s.xsoar.lifecycle.entriesOf(incidentOf(id).investigationId).length >= 1, { timeoutMs: 15_000, what: 'the held changes written' });
+      await settled(s);
+      const notes = s.xsoar.lifecycle.entriesOf(incidentOf(id).investigationId).map((e) => e.contents);
+      assert.equal(notes.length, 1, 'one note');
+      assert.match(notes[0] ?? '', /^Code42 session update: 3 new file events; severity MODERATE → CRITICAL; new rule: USB exfiltration\./);
+      const inc = incidentOf(id);
+      const cf = inc.CustomFields as Record<string, unknown>;
+      assert.equal(inc.severity, 4);
+      assert.equal(cf.code42severity, 'CRITICAL');
+      assert.equal(cf.code42alertdescription, 'Cloud upload, USB exfiltration');
+      assert.deepEqual(await state.heldUpdateIds(), []);
+      assert.equal(s.code42.stateOf(id), 'OPEN_NEW_DATA');
+      assert.equal(incidentOf(id).status, 1);
+    } finally {
+      redis.disconnect();
+    }
+  });
 });

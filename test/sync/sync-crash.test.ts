@@ -6,7 +6,9 @@
  *   re-close of an incident the daemon closed, keeping the daemon's close notes;
  * - a close carried from Incydr, killed between the XSOAR close (applied, its answer lost) and the daemon's
  *   record of it: an Incydr analyst closing again after the daemon's own change-state was followed by new
- *   data, and an Incydr close held while STATE_SYNC=off, carried once it is switched on.
+ *   data, and an Incydr close held while STATE_SYNC=off, carried once it is switched on;
+ * - session changes held while TRACK_UPDATES=false, written once it is on, killed between the incident's field
+ *   update (applied, its answer lost) and its war-room note.
  * After a restart both sides end in the same, newest state with one note each, and nothing more is written
  * over three further state-sync runs (no loop). The kills are forced by the simulators' write hooks, never timed.
  */
@@ -302,5 +304,49 @@ describe('two replicas killed between the two writes of a carried change', () =>
     assert.deepEqual(daemonStates(s, inIncydr), []);
     assert.equal(s.xsoar.incidents().length, 2, 'no second incident');
     assert.match(recovered.map((r) => r.output()).join('\n'), /the close of this held Incydr close had reached XSOAR before the interruption; recorded as the daemon's own/);
+  });
+  it('changes made while TRACK_UPDATES=false, written once it is on (killed between the incident update and its note): one update, one note, no loop', async () => {
+    const { s, ids, incidentOf, state } = await forwarded('trackoff', 1, { TRACK_UPDATES: 'false' });
+    const id = ids[0] as string;
+    const fail = explained(s, ids, incidentOf);
+    escalate(s.code42, id, { newEvents: 2, ruleId: NEW_RULE.id, seed: 9 });
+    await waitFor(async () => (await state.heldUpdateIds()).includes(id), { timeoutMs: 15_000, what: 'the change held' }).catch(fail);
+    assert.equal(s.xsoar.lifecycle.entriesOf(incidentOf(id).investigationId).length, 0, 'nothing told while off');
+    await Promise.all(replicas.map((r) => r.stop('SIGTERM')));
+
+    // Switched on: the held change goes to the incident; XSOAR applies the field update and both replicas die
+    // before its answer, so before the note.
+    let atKill: { record: SessionSyncRecord; notes: number; severity: number } | undefined;
+    s.xsoar.onWriteRequest(async (endpoint, body) => {
+      if (endpoint !== 'update' || String(body.id) !== incidentOf(id).id || atKill) return;
+      await killBoth();
+      atKill = { record: await state.get(id), notes: s.xsoar.lifecycle.entriesOf(incidentOf(id).investigationId).length, severity: incidentOf(id).severity as number };
+    });
+    const on = { ...s.env, TRACK_UPDATES: 'true' };
+    restart(on);
+    await waitFor(() => atKill, { timeoutMs: 20_000, what: 'the kill between the update and its note' }).catch(fail);
+    s.xsoar.onWriteRequest(undefined);
+    // The window was hit: the fields are in the incident, the note is not, the change is still held and in flight.
+    assert.equal(atKill?.severity, 4);
+    assert.equal(atKill?.notes, 0);
+    assert.notEqual(atKill?.record.heldUpdate, undefined);
+    assert.notEqual(atKill?.record.inflight, undefined);
+    restart(on);
+
+    await waitFor(async () => s.xsoar.lifecycle.entriesOf(incidentOf(id).investigationId).length >= 1 && (await state.heldUpdateIds()).length === 0, {
+      timeoutMs: 20_000,
+      what: 'the held change told and released',
+    }).catch(fail);
+    await settled(s);
+    const notes = s.xsoar.lifecycle.entriesOf(incidentOf(id).investigationId).map((e) => e.contents);
+    assert.equal(notes.length, 1, 'one note');
+    assert.match(notes[0] ?? '', /^Code42 session update: 2 new file events; severity MODERATE → CRITICAL; new rule: USB exfiltration\./);
+    const cf = incidentOf(id).CustomFields as Record<string, unknown>;
+    assert.equal(cf.code42severity, 'CRITICAL');
+    assert.equal(cf.code42alertdescription, 'Cloud upload, USB exfiltration');
+    assert.equal(incidentOf(id).status, 1);
+    assert.equal(s.code42.stateOf(id), 'OPEN_NEW_DATA');
+    assert.deepEqual(daemonStates(s, id), []);
+    assert.equal(s.xsoar.incidents().length, 1, 'no second incident');
   });
 });

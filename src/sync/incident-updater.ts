@@ -23,7 +23,7 @@ import { closeReasonForState, isClosedState } from './close-reasons.js';
 import { closedInIncydrNotes, describeUpdate, hasNews, noteMarker, updateNote, type UpdateSummary } from './notes.js';
 import { refusalOf, type SyncRefusals } from './refusals.js';
 import type { SyncMetrics } from './sync-metrics.js';
-import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './record-policy.js';
+import { interruptedOwnClose, recordTtl, type RecordRetention } from './record-policy.js';
 import { parseHeldUpdate, type ClaimedChange, type SessionSyncRecord, type SyncState } from './sync-state.js';
 import type { UpdateJobData, UpdateSink } from './update-queue.js';
 
@@ -268,9 +268,8 @@ export class IncidentUpdater {
     }
 
     // After a crash between the close and its record: the close made under the recorded intent is the daemon's.
-    if (closedInIncydr && incident.status === INCIDENT_STATUS.done && incident.closed && record.xsoarCloseIntentAt !== undefined && record.xsoarClosedByDaemon !== incident.closed) {
-      if (Math.abs(Date.parse(incident.closed) - record.xsoarCloseIntentAt) <= OWN_CLOSE_SLACK_MS) done.xsoarClosedByDaemon = incident.closed;
-    }
+    const interrupted = closedInIncydr && incident.status === INCIDENT_STATUS.done ? interruptedOwnClose(record, incident.closed) : undefined;
+    if (interrupted !== undefined) done.xsoarClosedByDaemon = interrupted;
     if (closedInIncydr && policy.closeInXsoar && incident.status !== INCIDENT_STATUS.done && latest) {
       const reason = closeReasonForState(newState, policy.stateCloseReasons);
       // The intent first: a crash after the close still leaves it recognisable as the daemon's own.

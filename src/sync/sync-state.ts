@@ -330,11 +330,13 @@ export class SyncState {
 
   /**
    * Makes the held update a pending change again (TRACK_UPDATES is on now), unless a change of the session
-   * is already pending or being applied (`busy`): that one carries the held changes with it.
+   * is already pending or being applied (`busy`): that one carries the held changes with it. `invalid`: the
+   * record holds nothing readable.
    */
-  async requeueHeldUpdate(sessionId: string, held: HeldUpdate, receivedAt: number): Promise<'queued' | 'busy' | 'invalid'> {
-    const session = SessionSchema.safeParse(held.session);
-    if (!session.success) return 'invalid';
+  async requeueHeldUpdate(sessionId: string, receivedAt: number): Promise<'queued' | 'busy' | 'invalid'> {
+    const held = parseHeldUpdate((await this.redis.hget(this.keys.session(sessionId), 'heldUpdate')) ?? undefined);
+    const session = SessionSchema.safeParse(held?.session);
+    if (!held || !session.success) return 'invalid';
     const s = session.data;
     // Nothing of the state is news here (the state sync already dealt with it): the state is the session's own.
     const previous: SessionSnapshot = { ...held.since, lastUpdated: s.lastUpdated ?? null, state: currentState(s) ?? '' };

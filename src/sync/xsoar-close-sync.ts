@@ -23,8 +23,8 @@ import { closeReasonForState, isClosedState, stateForCloseReason } from './close
 import { closeNotCarriedNote, closeReplacingNote, closedInIncydrNotes, closedInXsoarNote } from './notes.js';
 import { refusalOf, type SyncRefusals } from './refusals.js';
 import type { SyncMetrics } from './sync-metrics.js';
-import { parseHeldClose, parseHeldUpdate, type SessionSyncRecord, type SyncState } from './sync-state.js';
-import { OWN_CLOSE_SLACK_MS, recordTtl, type RecordRetention } from './record-policy.js';
+import { parseHeldClose, type SessionSyncRecord, type SyncState } from './sync-state.js';
+import { closedUnderIntent, interruptedOwnClose, recordTtl, type RecordRetention } from './record-policy.js';
 import type { UpdateSink } from './update-queue.js';
 
 export interface XsoarCloseSyncOptions {
@@ -258,9 +258,7 @@ export class XsoarCloseSync {
    */
   private closedByDaemon(record: SessionSyncRecord, incident: ClosedIncident): boolean {
     if (record.xsoarClosedByDaemon && record.xsoarClosedByDaemon === incident.closed) return true;
-    if (record.xsoarCloseIntentAt === undefined) return false;
-    const at = Date.parse(incident.closed);
-    return at >= record.xsoarCloseIntentAt - OWN_CLOSE_SLACK_MS && at <= record.xsoarCloseIntentAt + OWN_CLOSE_SLACK_MS;
+    return closedUnderIntent(record.xsoarCloseIntentAt, incident.closed);
   }
 
   /**
@@ -383,16 +381,15 @@ export class XsoarCloseSync {
     const { state, sink, logger } = this.opts;
     let queued = 0;
     for (const sessionId of await state.heldUpdateIds()) {
-      const held = parseHeldUpdate((await state.get(sessionId)).heldUpdate);
-      const outcome = held ? await state.requeueHeldUpdate(sessionId, held, this.clock()) : 'invalid';
-      if (!held || outcome === 'invalid') {
+      const outcome = await state.requeueHeldUpdate(sessionId, this.clock());
+      if (outcome === 'invalid') {
         logger.warn({ alertId: sessionId }, 'changes held while TRACK_UPDATES was off are unreadable; the next change of the session updates its incident');
         await state.releaseUpdate(sessionId);
         continue;
       }
       if (outcome === 'queued') {
         queued += 1;
-        logger.info({ alertId: sessionId, seq: held.seq }, 'changes made while TRACK_UPDATES was off go to the incident now');
+        logger.info({ alertId: sessionId }, 'changes made while TRACK_UPDATES was off go to the incident now');
       }
       await sink.enqueue(sessionId);
     }
@@ -428,13 +425,16 @@ export class XsoarCloseSync {
           metrics.close('to-xsoar');
           carried += 1;
           logger.info({ alertId: sessionId, incidentId, state: close.state, closeReason: reason }, 'session closed in Incydr while closes were not carried; incident closed now');
-        } else if (record.xsoarCloseIntentAt !== undefined && incident.closed && record.xsoarClosedByDaemon !== incident.closed && Math.abs(Date.parse(incident.closed) - record.xsoarCloseIntentAt) <= OWN_CLOSE_SLACK_MS) {
+        } else {
           // A crash between this close and its record (as the updater does): the close made under the recorded
-          // intent is the daemon's own. Recorded, and the intent forgotten: left behind, it would pass for the
-          // daemon's any analyst's re-close within OWN_CLOSE_SLACK_MS of it, never carried to Incydr.
-          await state.set(sessionId, { xsoarClosedByDaemon: incident.closed });
-          await state.clear(sessionId, ['xsoarCloseIntentAt']);
-          logger.info({ alertId: sessionId, incidentId }, 'the close of this held Incydr close had reached XSOAR before the interruption; recorded as the daemon\'s own');
+          // intent is the daemon's own. Recorded, and the intent forgotten: left behind, it would make any
+          // analyst's re-close within OWN_CLOSE_SLACK_MS of it pass for the daemon's, never carried to Incydr.
+          const own = interruptedOwnClose(record, incident.closed);
+          if (own !== undefined) {
+            await state.set(sessionId, { xsoarClosedByDaemon: own });
+            await state.clear(sessionId, ['xsoarCloseIntentAt']);
+            logger.info({ alertId: sessionId, incidentId }, 'the close of this held Incydr close had reached XSOAR before the interruption; recorded as the daemon\'s own');
+          }
         }
         await state.release(sessionId);
       } catch (err) {

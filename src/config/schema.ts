@@ -104,9 +104,9 @@ export const schema = {
       env: 'SWEEP_INTERVAL',
     },
     countProbeInterval: {
-      doc: "How often Code42's counts of sessions outside ALERT_STATES and inside ALERT_SEVERITIES are checked (one call each): a close in the console or an escalation without activity arrives within about this long",
+      doc: "How often a poll reads first the listing of sessions outside ALERT_STATES, and how often that of sessions inside ALERT_SEVERITIES, instead of the unfiltered one (no extra call: their counts come with the page): a close in the console or an escalation without activity arrives within about this long",
       format: 'positive-duration',
-      default: 240_000 as number | string,
+      default: 120_000 as number | string,
       env: 'COUNT_PROBE_INTERVAL',
     },
   },

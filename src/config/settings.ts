@@ -10,7 +10,7 @@ export interface PollSettings {
   deepLookbackMs: number;
   sweepIntervalMs: number;
   pollIntervalMs: number;
-  /** How often sessions are counted outside the state filter and inside the severity filter (COUNT_PROBE_INTERVAL). */
+  /** How often a poll's first read is the listing outside the state filter, and how often the one inside the severity filter (COUNT_PROBE_INTERVAL). */
   probeIntervalMs: number;
   /** Half of what the request budget allows in one poll interval: a poll fits its interval with room for forwarding. */
   maxSweepPagesPerPoll: number;

@@ -1,20 +1,29 @@
 /**
- * Count detection: each poll compares Code42's counts with what the daemon has read (count-index.ts)
- * and reads whole only the begin-time slices where they differ (count-search.ts).
+ * Count detection: Code42's counts, compared with what the daemon has read (count-index.ts), tell where an
+ * unread change lies; only the begin-time slices where they differ are read whole (count-search.ts).
  *
- * - `all` every poll, at no extra cost: the recent read's first page carries `totalCount` of the whole
- *   window. A higher count than the daemon has read means a session became visible somewhere in the
- *   window (late, at any age up to DEEP_LOOKBACK).
- * - `out` and `sev` every `probeIntervalMs`, one call each (a page of one item): a close, reopen or other
- *   state change in the console, or an escalation into the filter, moves them, with or without new
- *   activity and wherever the session sits in the end-time order.
+ * The counts of the whole window cost nothing: a recent read's first page carries `totalCount` of its
+ * query, and the poll chooses which query that is.
+ * - `all`: the unfiltered recent read. A higher count than the daemon has read means a session became
+ *   visible somewhere in the window (late, at any age up to DEEP_LOOKBACK).
+ * - `out` and `sev`, each every `probeIntervalMs` (never two polls in a row): the poll's first read is the
+ *   listing of sessions whose state is outside ALERT_STATES, or whose severity is inside ALERT_SEVERITIES.
+ *   Their counts move with a close, a reopen, an escalation into the filter, with or without new activity
+ *   and wherever the session sits in the end-time order. When the count matches, that read was the
+ *   poll's recent read (new sessions in the filter are on the `sev` listing as on the unfiltered one; on
+ *   an `out` poll they wait one poll, and no look poll moves the checkpoint). When it does not, the poll
+ *   goes on to the unfiltered read (which may explain it: a change that moved the end time) and then to
+ *   a search: about log2(window ÷ 50 sessions) probes of one item each, plus the pages it reads.
+ *
+ * The state filter is read both ways the API allows (current state, or any state in the history): a
+ * close adds a closed state either way, so `out` moves; a reopen moves it only on the first reading.
  *
  * What counts cannot see (masking): within one family and one slice, changes that cancel between two
  * looks (a close and a reopen of sessions in the same slice; a session escalating while another drops
  * out of the filter), a change that moves no family (new events or a new alert without new activity,
- * a state change inside the filter, OPEN → OPEN_NEW_DATA), and, where the API's state filter matches
- * any state in the history, a second close after a reopen. The sweeps catch those at their slower
- * cadence. Without `totalCount` nothing here runs and the sweeps keep their documented cadence.
+ * a state change inside the filter, OPEN → OPEN_NEW_DATA), and, where the state filter matches any state
+ * in the history, a reopen and a second close after it. The sweeps catch those at their slower cadence.
+ * Without `totalCount` nothing here runs and the sweeps keep their documented cadence.
  */
 import type { SessionQuery } from '../code42/incydr-client.js';
 import { SESSION_STATES } from '../code42/vocabulary.js';
@@ -29,7 +38,7 @@ export interface CountWatchOptions {
   count(query: SessionQuery): Promise<number | null>;
   filterStates: readonly string[];
   filterSeverities: readonly number[];
-  /** How often `out` and `sev` are probed. @defaultValue 4 min */
+  /** How often the poll's first read is the `out` listing, and how often the `sev` one. @defaultValue 2 min */
   probeIntervalMs?: number;
   limits?: SearchLimits;
 }
@@ -39,9 +48,9 @@ export interface CountRound {
   codeNow: number;
   /** The window: every session that began since `from`. */
   from: number;
-  /** `totalCount` of the recent read (the whole window, no filter); undefined when absent. */
-  allCount: number | undefined;
-  /** Code42 time of the last probe per family (updated in place). */
+  /** Code42's counts of the whole window read this poll at no cost, by family (the recent reads' `totalCount`). */
+  tops: Partial<Record<CountFamily, number>>;
+  /** Code42 time of the last look per family (updated in place: a truncated search looks again next poll). */
   probedAt: Record<string, number>;
   /** Reads the slice whole (no filter); resolves with its unfiltered count (null when absent). */
   readSlice(slice: Slice): Promise<number | null>;
@@ -57,6 +66,9 @@ export interface CountRoundResult {
   truncated: boolean;
 }
 
+/** The families a poll can look at instead of `all`. */
+export type LookFamily = Exclude<CountFamily, 'all'>;
+
 export class CountWatch {
   private readonly outStates: string[];
   private readonly sevNumbers: number[];
@@ -68,12 +80,41 @@ export class CountWatch {
   }
 
   get probeIntervalMs(): number {
-    return this.opts.probeIntervalMs ?? 4 * 60_000;
+    return this.opts.probeIntervalMs ?? 2 * 60_000;
   }
 
   /** The families this filter makes useful. */
   families(): CountFamily[] {
     return ['all', ...(this.outStates.length > 0 ? (['out'] as const) : []), ...(this.sevNumbers.length > 0 ? (['sev'] as const) : [])];
+  }
+
+  /**
+   * The family whose listing this poll reads first, or null for the unfiltered one: the one looked at
+   * longest ago once its interval has passed, and never right after another look (so `all` is read at
+   * least every other poll). Marks it looked at.
+   */
+  lookDue(codeNow: number, probedAt: Record<string, number>): LookFamily | null {
+    if (probedAt.look !== undefined && probedAt.look >= (probedAt.all ?? 0)) {
+      probedAt.all = codeNow;
+      return null;
+    }
+    let due: LookFamily | null = null;
+    for (const family of this.families()) {
+      if (family === 'all' || codeNow - (probedAt[family] ?? 0) < this.probeIntervalMs) continue;
+      if (due === null || (probedAt[family] ?? 0) < (probedAt[due] ?? 0)) due = family;
+    }
+    if (due === null) {
+      probedAt.all = codeNow;
+      return null;
+    }
+    probedAt[due] = codeNow;
+    probedAt.look = codeNow;
+    return due;
+  }
+
+  /** The window's slices are counted up to a day past Code42's now (a session stamped by a fast device clock). */
+  window(from: number, codeNow: number): Slice {
+    return { from, to: codeNow + 86_400_000 };
   }
 
   queryFor(family: CountFamily, slice: Slice): SessionQuery {
@@ -86,32 +127,21 @@ export class CountWatch {
     };
   }
 
+  /** Does Code42's count of the whole window match what the daemon has read there (with known gaps)? */
+  async matches(family: CountFamily, window: Slice, count: number): Promise<boolean> {
+    await this.opts.index.loadGaps();
+    return count === (await this.opts.index.expected(family, window));
+  }
+
   async round(r: CountRound): Promise<CountRoundResult> {
     const { index } = this.opts;
     const result: CountRoundResult = { probes: 0, slices: 0, differed: [], noCount: false, truncated: false };
-    if (r.allCount === undefined) {
-      result.noCount = true;
-      return result;
-    }
     await index.loadGaps();
-    // Upper bound: begin times up to a day past Code42's now (a session stamped by a fast device clock).
-    const window: Slice = { from: r.from, to: r.codeNow + 86_400_000 };
+    const window = this.window(r.from, r.codeNow);
     const read = new Map<string, number | null>();
     for (const family of this.families()) {
-      let top: number | null;
-      if (family === 'all') {
-        top = r.allCount;
-      } else {
-        const last = r.probedAt[family] ?? 0;
-        if (r.codeNow - last < this.probeIntervalMs) continue;
-        top = await this.opts.count(this.queryFor(family, window));
-        result.probes += 1;
-        r.probedAt[family] = r.codeNow;
-      }
-      if (top === null) {
-        result.noCount = true;
-        break;
-      }
+      const top = r.tops[family];
+      if (top === undefined) continue;
       const search = await findChangedSlices(
         { ...window, count: top },
         {
@@ -125,7 +155,7 @@ export class CountWatch {
       result.probes += search.probes;
       result.truncated ||= search.truncated;
       // Not every differing slice found within the limits: the family is looked at again next poll, not
-      // one probe interval later.
+      // one look interval later.
       if (search.truncated && family !== 'all') r.probedAt[family] = 0;
       if (search.noCount) {
         result.noCount = true;

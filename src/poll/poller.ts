@@ -15,7 +15,8 @@ import type { SessionChangeSink } from './session-change.js';
 import { SessionTracker } from './session-tracker.js';
 import { sweepTiers, sweepPagesDue } from './sweep-plan.js';
 import { CountIndex } from './count-index.js';
-import { CountWatch, type CountWatchState } from './count-watch.js';
+import { CountWatch, type CountWatchState, type LookFamily } from './count-watch.js';
+import type { CountFamily } from './count-index.js';
 import type { SearchLimits, Slice } from './count-search.js';
 import { describeTrouble, listingPageCap, repeatsPreviousPage, type ListingTrouble, type ListingTroubleKind } from './listing-bounds.js';
 
@@ -41,6 +42,8 @@ export interface PollResult {
   countPages: number;
   /** Whether the count detection ran: `warming` until the whole window was read once. */
   countState: CountWatchState;
+  /** The filtered listing this poll read first for its count (`out`, `sev`), or null: the unfiltered one. */
+  countLook: LookFamily | null;
   /** Sweep tiers that held back this poll to leave the request budget to forwarding. */
   yielded: string[];
   fetched: number;
@@ -326,6 +329,7 @@ export class Poller {
         countProbes: 0,
         countPages: 0,
         countState: 'warming',
+        countLook: null,
         yielded: [],
         fetched: 0,
         enqueued: 0,
@@ -342,55 +346,40 @@ export class Poller {
     logger.debug({ since: new Date(since).toISOString(), firstPoll: checkpoint === null, rereading: ctx.rereading }, 'poll started');
     const knownInWindow = await this.counts.known('all', { from: since, to: Number.MAX_SAFE_INTEGER });
 
-    // Recent read: from the top down to the previous poll (the rest of the window, on a first poll or
-    // after a loss, is the deep sweep's rush).
-    const floor = checkpoint === null ? codeNow - this.recentMarginMs - this.pollIntervalMs : checkpoint - this.recentMarginMs;
-    const main = this.listing(ctx, 'recent', { onOrAfter: since, severities: [], states: [], order: 'end_time_desc' }, knownInWindow);
-    let page = 0;
-    let last: PageOutcome | null = null;
-    let recentComplete = false;
-    for (;;) {
-      const outcome = await this.readPage(ctx, main, page);
-      if (!outcome) break;
-      last = outcome;
-      page += 1;
-      if (outcome.last || outcome.oldestEnd < floor) {
-        recentComplete = true;
-        break;
-      }
-    }
-    ctx.result.recentPages = page;
-    signal?.throwIfAborted();
-    // The recent sweep reads the same listing: a cursor inside what the recent read just covered moves past it for free.
-    const recentTier = position.tiers.recent;
-    if (recentTier && recentTier.before === undefined && !recentTier.done && recentTier.page <= page && last) {
-      recentTier.page = page;
-      if (last.last || last.oldestEnd < recentTier.start - this.opts.lookbackMs) {
-        recentTier.done = true;
-        recentTier.lastPages = recentTier.page;
-      }
-    }
-    await this.state.saveSweep(position);
-
     // Count detection: only once the whole window was read with the index kept, and while pages carry totalCount.
-    const allCount = main.pages.get(0)?.totalCount;
-    if (allCount === undefined && main.pages.has(0)) ctx.result.countState = 'no_total_count';
-    else if (position.countsArmed && allCount !== undefined) {
+    const window = this.watch.window(since, codeNow);
+    const tops: Partial<Record<CountFamily, number>> = {};
+    let recentComplete = false;
+    const look = position.countsArmed && position.countsLive ? this.watch.lookDue(codeNow, position.probedAt) : null;
+    ctx.result.countLook = look;
+    if (look) {
+      // This poll's first read is a filtered listing, for its count (see count-watch.ts).
+      const listing = this.listing(ctx, `recent_${look}`, this.watch.queryFor(look, window), knownInWindow);
+      const outcome = await this.readPage(ctx, listing, 0);
+      ctx.result.recentPages += 1;
+      if (outcome?.totalCount !== undefined) tops[look] = outcome.totalCount;
+    }
+    signal?.throwIfAborted();
+    const lookMatched = look !== null && tops[look] !== undefined && (await this.watch.matches(look, window, tops[look] as number));
+    if (lookMatched) {
       ctx.result.countState = 'active';
-      const round = await this.watch.round({
-        codeNow,
-        from: since,
-        allCount,
-        probedAt: position.probedAt,
-        readSlice: (slice) => this.readSlice(ctx, slice),
-      });
-      ctx.result.countProbes = round.probes;
-      if (round.noCount) ctx.result.countState = 'no_total_count';
-      if (round.differed.length > 0) logger.debug({ families: round.differed, slices: round.slices, probes: round.probes }, 'counts differed: slices read whole');
-      await this.state.saveSweep(position);
+    } else {
+      const recent = await this.recentRead(ctx, position, checkpoint, since, knownInWindow, tops);
+      recentComplete = recent.complete;
+      if (recent.pages > 0 && (tops.all === undefined || (look !== null && tops[look] === undefined))) ctx.result.countState = 'no_total_count';
+      else if (position.countsArmed && tops.all !== undefined) {
+        ctx.result.countState = 'active';
+        const round = await this.watch.round({ codeNow, from: since, tops, probedAt: position.probedAt, readSlice: (slice) => this.readSlice(ctx, slice) });
+        ctx.result.countProbes = round.probes;
+        if (round.noCount) ctx.result.countState = 'no_total_count';
+        if (round.differed.length > 0) logger.debug({ families: round.differed, slices: round.slices, probes: round.probes }, 'counts differed: slices read whole');
+        await this.state.saveSweep(position);
+      }
     }
 
     position.countsLive = ctx.result.countState === 'active';
+    // Kept even when no page moves a cursor: the next poll's look and the sweeps' cadence depend on it.
+    await this.state.saveSweep(position);
     await this.sweep(ctx, position, position.countsLive);
     // The re-read is served once its rush has read the whole window.
     if (reread !== null && position.tiers.deep?.serves === reread && position.tiers.deep.done) await this.state.clearReread(reread);
@@ -435,6 +424,7 @@ export class Poller {
         countProbes: result.countProbes,
         countPages: result.countPages,
         countState: result.countState,
+        ...(result.countLook ? { countLook: result.countLook } : {}),
         ...(result.yielded.length > 0 ? { yielded: result.yielded } : {}),
         fetched: result.fetched,
         enqueued: result.enqueued,
@@ -456,6 +446,52 @@ export class Poller {
 
   private get pollIntervalMs(): number {
     return this.opts.pollIntervalMs ?? 30_000;
+  }
+
+  /**
+   * The recent read: the unfiltered listing from the top down to the previous poll (the rest of the
+   * window, on a first poll or after a loss, is the deep sweep's rush). Its first page's `totalCount` is
+   * the `all` count. `complete` when it reached the previous poll (the checkpoint may move).
+   */
+  private async recentRead(
+    ctx: PollContext,
+    position: SweepPosition,
+    checkpoint: number | null,
+    since: number,
+    knownInWindow: number,
+    tops: Partial<Record<CountFamily, number>>,
+  ): Promise<{ complete: boolean; pages: number }> {
+    const { codeNow } = ctx;
+    const floor = checkpoint === null ? codeNow - this.recentMarginMs - this.pollIntervalMs : checkpoint - this.recentMarginMs;
+    const main = this.listing(ctx, 'recent', { onOrAfter: since, severities: [], states: [], order: 'end_time_desc' }, knownInWindow);
+    let page = 0;
+    let last: PageOutcome | null = null;
+    let complete = false;
+    for (;;) {
+      const outcome = await this.readPage(ctx, main, page);
+      if (!outcome) break;
+      last = outcome;
+      page += 1;
+      if (outcome.last || outcome.oldestEnd < floor) {
+        complete = true;
+        break;
+      }
+    }
+    ctx.result.recentPages += page;
+    ctx.signal?.throwIfAborted();
+    const allCount = main.pages.get(0)?.totalCount;
+    if (allCount !== undefined) tops.all = allCount;
+    // The recent sweep reads the same listing: a cursor inside what the recent read just covered moves past it for free.
+    const recentTier = position.tiers.recent;
+    if (recentTier && recentTier.before === undefined && !recentTier.done && recentTier.page <= page && last) {
+      recentTier.page = page;
+      if (last.last || last.oldestEnd < recentTier.start - this.opts.lookbackMs) {
+        recentTier.done = true;
+        recentTier.lastPages = recentTier.page;
+      }
+    }
+    await this.state.saveSweep(position);
+    return { complete, pages: page };
   }
 
   /**

@@ -135,10 +135,18 @@ describe('poller', () => {
     const second = await h.poller.runOnce();
     assert.equal(second?.enqueued, 1);
     assert.equal(await h.hasJobFor(late.sessionId), true);
-    now += 60_000;
-    assert.equal((await h.poller.runOnce())?.enqueued, 0);
+    // The checkpoint moves with each poll whose first read is the unfiltered listing (a poll that reads a
+    // filtered one first, for its count, leaves it: see count-watch.ts).
+    let lastUnfiltered = 0;
+    for (let i = 0; i < 2; i++) {
+      now += 60_000;
+      const r = await h.poller.runOnce();
+      assert.equal(r?.enqueued, 0);
+      if (r?.countLook === null) lastUnfiltered = now;
+    }
     const checkpoint = await new PollState(h.redis, stateKeys(prefix)).getCheckpoint();
-    assert.equal(checkpoint, now);
+    assert.ok(lastUnfiltered > 0);
+    assert.equal(checkpoint, lastUnfiltered);
   });
 
   it('refreshes a revoked token once and the poll still succeeds', async () => {

@@ -101,6 +101,11 @@ export class CountIndex {
     return this.redis.zcount(this.keys[family], String(slice.from), `(${slice.to}`);
   }
 
+  /** Ids of the sessions read in the slice that belong to the family. */
+  async members(family: CountFamily, slice: Slice): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys[family], String(slice.from), `(${slice.to}`);
+  }
+
   async loadGaps(): Promise<void> {
     const h = await this.redis.hgetall(this.keys.gaps);
     this.gaps = [];

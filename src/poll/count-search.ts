@@ -26,10 +26,10 @@ export interface SearchDeps {
   /** What the daemon expects Code42 to count there: what it has read, plus known gaps. */
   expected(slice: Slice): Promise<number>;
   /**
-   * How many sessions a whole read of the slice returns (a filtered family counts a few sessions of a
-   * slice that holds many). @defaultValue the slice's count
+   * How many sessions reading the slice costs (a filtered family counts a few sessions of a slice that
+   * holds many; the cheapest way to read it may be another filter). @defaultValue the slice's count
    */
-  size?(slice: Slice): Promise<number>;
+  size?(slice: CountedSlice): Promise<number>;
 }
 
 export interface SearchLimits {
@@ -84,7 +84,7 @@ export async function findChangedSlices(top: CountedSlice, deps: SearchDeps, lim
   const stack: CountedSlice[] = [top];
   while (stack.length > 0) {
     const node = stack.pop() as CountedSlice;
-    const size = Math.max(node.count, deps.size ? await deps.size(node) : 0);
+    const size = deps.size ? await deps.size(node) : node.count;
     const halves = size > leafMax ? splitSlice(node, unitMs) : null;
     if (!halves) {
       if (out.leaves.length >= maxLeaves) {

@@ -52,9 +52,28 @@ export interface CountRound {
   tops: Partial<Record<CountFamily, number>>;
   /** Code42 time of the last look per family (updated in place: a truncated search looks again next poll). */
   probedAt: Record<string, number>;
-  /** Reads the slice whole (no filter); resolves with its unfiltered count (null when absent). */
-  readSlice(slice: Slice): Promise<number | null>;
+  /** Reads every page of the slice (unfiltered unless `query` says otherwise); resolves with the query's count and the ids read. */
+  readSlice(slice: Slice, query?: SessionQuery): Promise<{ count: number | null; ids: Set<string> }>;
+  /** Reads these sessions one by one. */
+  reread(ids: readonly string[]): Promise<void>;
 }
+
+/**
+ * How a slice a search hands back is read: `whole` (unfiltered), only the family's `members` (those that
+ * left it since are then read one by one), or only the `others` (those that joined it are read one by one).
+ * A filtered family often holds few of a slice's sessions, or nearly all of them: its members, or the
+ * others, are then read in a page where the whole slice takes many.
+ */
+interface LeafPlan {
+  how: 'whole' | 'members' | 'others';
+  /** Sessions the listing returns. */
+  paged: number;
+  /** Sessions read one by one afterwards. */
+  oneByOne: number;
+}
+
+/** More sessions than this to read one by one: the slice is read whole instead. */
+const MAX_ONE_BY_ONE = 10;
 
 export interface CountRoundResult {
   probes: number;
@@ -73,10 +92,13 @@ export class CountWatch {
   private readonly outStates: string[];
   private readonly sevNumbers: number[];
 
+  private readonly otherSevNumbers: number[];
+
   constructor(private readonly opts: CountWatchOptions) {
     this.outStates = SESSION_STATES.filter((s) => !opts.filterStates.includes(s));
     // A filter that takes every severity makes `sev` the same as `all`.
     this.sevNumbers = [1, 2, 3, 4].every((n) => opts.filterSeverities.includes(n)) ? [] : [...opts.filterSeverities];
+    this.otherSevNumbers = [0, 1, 2, 3, 4].filter((n) => !opts.filterSeverities.includes(n));
   }
 
   get probeIntervalMs(): number {
@@ -147,8 +169,8 @@ export class CountWatch {
         {
           probe: (slice) => this.opts.count(this.queryFor(family, slice)),
           expected: (slice) => index.expected(family, slice),
-          // Slices are read whole, without the family's filter: split until that is one page.
-          ...(family === 'all' ? {} : { size: (slice: Slice) => index.known('all', slice) }),
+          // Split until the cheapest read of the slice is one page.
+          size: async (slice: CountedSlice) => (await this.plan(family, slice)).paged,
         },
         this.opts.limits,
       );
@@ -167,16 +189,55 @@ export class CountWatch {
     return result;
   }
 
-  private async readLeaf(family: CountFamily, leaf: CountedSlice, r: CountRound, read: Map<string, number | null>, result: CountRoundResult): Promise<void> {
-    const key = `${leaf.from}|${leaf.to}`;
-    let allCount: number | null | undefined = read.get(key);
-    if (!read.has(key)) {
-      allCount = await r.readSlice(leaf);
-      read.set(key, allCount);
-      result.slices += 1;
-    }
+  /** The cheapest way to read a slice that differs in `family` (see LeafPlan). */
+  private async plan(family: CountFamily, slice: CountedSlice): Promise<LeafPlan> {
     const { index } = this.opts;
-    if (allCount !== null && allCount !== undefined) await index.setGap('all', leaf, allCount);
+    const all = await index.known('all', slice);
+    const whole: LeafPlan = { how: 'whole', paged: Math.max(all, family === 'all' ? slice.count : 0), oneByOne: 0 };
+    if (family === 'all') return whole;
+    const inFamily = await index.known(family, slice);
+    const plans: LeafPlan[] = [whole, { how: 'members', paged: Math.max(slice.count, inFamily), oneByOne: Math.max(0, inFamily - slice.count) }];
+    // Not for `out`: where the state filter matches any state in the history, the sessions in ALERT_STATES
+    // are nearly every session, closed ones included, and a close would not be missing from them.
+    if (family === 'sev' && this.otherSevNumbers.length > 0) {
+      plans.push({ how: 'others', paged: Math.max(all - inFamily, all - slice.count), oneByOne: Math.max(0, slice.count - inFamily) });
+    }
+    const usable = plans.filter((p) => p.oneByOne <= MAX_ONE_BY_ONE);
+    return usable.reduce((best, p) => (p.paged < best.paged ? p : best), whole);
+  }
+
+  private async readLeaf(family: CountFamily, leaf: CountedSlice, r: CountRound, read: Map<string, number | null>, result: CountRoundResult): Promise<void> {
+    const { index } = this.opts;
+    const plan = await this.plan(family, leaf);
+    if (plan.how === 'whole') {
+      const key = `${leaf.from}|${leaf.to}`;
+      let allCount: number | null | undefined = read.get(key);
+      if (!read.has(key)) {
+        allCount = (await r.readSlice(leaf)).count;
+        read.set(key, allCount);
+        result.slices += 1;
+      }
+      if (allCount !== null && allCount !== undefined) await index.setGap('all', leaf, allCount);
+    } else {
+      // Who should come back, by the index as it was: whoever does not has changed sides.
+      const members = await index.members(family, leaf);
+      const expected = plan.how === 'members' ? members : without(await index.members('all', leaf), members);
+      const query: SessionQuery = plan.how === 'members' ? this.queryFor(family, leaf) : { ...this.queryFor('all', leaf), severities: this.otherSevNumbers };
+      const { ids } = await r.readSlice(leaf, query);
+      result.slices += 1;
+      const moved = expected.filter((id) => !ids.has(id));
+      if (moved.length > MAX_ONE_BY_ONE) {
+        // More changed than the counts said (the listing moved meanwhile): read it whole.
+        await r.readSlice(leaf);
+      } else {
+        await r.reread(moved);
+      }
+    }
     if (family !== 'all') await index.setGap(family, leaf, leaf.count);
   }
+}
+
+function without(ids: readonly string[], drop: readonly string[]): string[] {
+  const gone = new Set(drop);
+  return ids.filter((id) => !gone.has(id));
 }

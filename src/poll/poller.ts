@@ -38,7 +38,7 @@ export interface PollResult {
   sweepPages: Record<string, number>;
   /** Count probes (pages of one item) spent by the count detection. */
   countProbes: number;
-  /** Pages of begin-time slices read whole because their counts differed. */
+  /** Calls reading what the counts pointed at: pages of begin-time slices, sessions read one by one. */
   countPages: number;
   /** Whether the count detection ran: `warming` until the whole window was read once. */
   countState: CountWatchState;
@@ -82,7 +82,7 @@ export interface PollerEvents {
 }
 
 export interface PollerOptions {
-  client: Pick<IncydrClient, 'listSessionsPage'> & { tokens?: { getToken(): Promise<string> } };
+  client: Pick<IncydrClient, 'listSessionsPage' | 'getSession'> & { tokens?: { getToken(): Promise<string> } };
   redis: RedisConnection;
   /** The forward queue. */
   queue: Queue;
@@ -369,7 +369,7 @@ export class Poller {
       if (recent.pages > 0 && (tops.all === undefined || (look !== null && tops[look] === undefined))) ctx.result.countState = 'no_total_count';
       else if (position.countsArmed && tops.all !== undefined) {
         ctx.result.countState = 'active';
-        const round = await this.watch.round({ codeNow, from: since, tops, probedAt: position.probedAt, readSlice: (slice) => this.readSlice(ctx, slice) });
+        const round = await this.watch.round({ codeNow, from: since, tops, probedAt: position.probedAt, readSlice: (slice, query) => this.readSlice(ctx, slice, query), reread: (ids) => this.reread(ctx, ids) });
         ctx.result.countProbes = round.probes;
         if (round.noCount) ctx.result.countState = 'no_total_count';
         if (round.differed.length > 0) logger.debug({ families: round.differed, slices: round.slices, probes: round.probes }, 'counts differed: slices read whole');
@@ -620,10 +620,10 @@ export class Poller {
     return listing;
   }
 
-  /** Reads a begin-time slice whole, with no filter (count detection); resolves with its count. */
-  private async readSlice(ctx: PollContext, slice: Slice): Promise<number | null> {
+  /** Reads every page of a begin-time slice (count detection; unfiltered unless `query` says otherwise): its count and the ids read. */
+  private async readSlice(ctx: PollContext, slice: Slice, query?: SessionQuery): Promise<{ count: number | null; ids: Set<string> }> {
     const known = await this.counts.known('all', slice);
-    const listing = this.listing(ctx, 'count_read', { onOrAfter: slice.from, before: slice.to, severities: [], states: [], order: 'end_time_desc' }, known);
+    const listing = this.listing(ctx, 'count_read', query ?? { onOrAfter: slice.from, before: slice.to, severities: [], states: [], order: 'end_time_desc' }, known);
     let first: PageOutcome | null = null;
     for (let page = 0; ; page++) {
       const fresh = !listing.pages.has(page);
@@ -633,7 +633,19 @@ export class Poller {
       first ??= outcome;
       if (outcome.last) break;
     }
-    return first?.totalCount ?? null;
+    return { count: first?.totalCount ?? null, ids: new Set([...listing.ids.values()].flat()) };
+  }
+
+  /** Reads sessions one by one (count detection: those that left a filtered listing a slice was read with). */
+  private async reread(ctx: PollContext, ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      ctx.signal?.throwIfAborted();
+      const session = await this.opts.client.getSession(id);
+      ctx.result.pages += 1;
+      ctx.result.countPages += 1;
+      // Gone from Code42: the index keeps it until it leaves the window (the count's gap says so meanwhile).
+      if (session) await this.handlePage([session], ctx);
+    }
   }
 
   /**

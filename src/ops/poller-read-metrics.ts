@@ -11,7 +11,7 @@ export function pollerReadMetrics(registry: Registry): NonNullable<PollerEvents[
   const registers = [registry];
   const pages = new Counter({
     name: `${p}list_pages_total`,
-    help: 'GET /v1/sessions pages read, by purpose: recent (each poll, newest activity), sweep_recent, sweep_deep, count_probe (a page of one item for its totalCount), count_read (a begin-time slice whose count differed, read whole)',
+    help: 'GET /v1/sessions pages read, by purpose: recent (each poll, newest activity), sweep_recent, sweep_deep, count_probe (a page of one item for its totalCount), count_read (what a count search pointed at: a begin-time slice, or a session read alone); a count look (the out or sev listing read first) counts as recent',
     labelNames: ['purpose'] as const,
     registers,
   });
@@ -37,6 +37,12 @@ export function pollerReadMetrics(registry: Registry): NonNullable<PollerEvents[
     labelNames: ['state'] as const,
     registers,
   });
+  const looks = new Counter({
+    name: `${p}count_looks_total`,
+    help: "Polls whose first read was the out (state outside ALERT_STATES) or sev (severity inside ALERT_SEVERITIES) listing, for its totalCount: matched (the poll ends there) or differed (the unfiltered read and a search follow)",
+    labelNames: ['family', 'outcome'] as const,
+    registers,
+  });
   const listingTrouble = new Gauge({
     name: `${p}listing_not_ending`,
     help: 'GET /v1/sessions did not end at the last poll (a page repeating the one before, or past totalCount): reads are bounded, /readyz degraded',
@@ -46,12 +52,14 @@ export function pollerReadMetrics(registry: Registry): NonNullable<PollerEvents[
   for (const state of ['active', 'warming', 'no_total_count']) countState.set({ state }, 0);
   listingTrouble.set(0);
   for (const tier of ['recent', 'deep']) yields.inc({ tier }, 0);
+  for (const family of ['out', 'sev']) for (const outcome of ['matched', 'differed']) looks.inc({ family, outcome }, 0);
   return (r) => {
     pages.inc({ purpose: 'recent' }, r.recentPages);
     for (const [tier, n] of Object.entries(r.sweepPages)) pages.inc({ purpose: `sweep_${tier}` }, n);
     for (const tier of r.yielded) yields.inc({ tier });
     if (r.countProbes) pages.inc({ purpose: 'count_probe' }, r.countProbes);
     if (r.countPages) pages.inc({ purpose: 'count_read' }, r.countPages);
+    if (r.countLook) looks.inc({ family: r.countLook.family, outcome: r.countLook.matched ? 'matched' : 'differed' });
     if (r.countState) for (const state of ['active', 'warming', 'no_total_count'] as const) countState.set({ state }, r.countState === state ? 1 : 0);
     listingTrouble.set(r.listingTrouble ? 1 : 0);
     changes.inc(r.changes);

@@ -74,6 +74,8 @@ export interface PollerEvents {
     countProbes?: number;
     countPages?: number;
     countState?: CountWatchState;
+    /** The count look this poll made, and whether its count matched. */
+    countLook?: { family: LookFamily; matched: boolean };
     listingTrouble?: boolean;
     yielded: string[];
     changes: number;
@@ -408,6 +410,7 @@ export class Poller {
       countProbes: result.countProbes,
       countPages: result.countPages,
       countState: result.countState,
+      ...(result.countLook ? { countLook: { family: result.countLook, matched: lookMatched } } : {}),
       listingTrouble: result.listingTrouble !== null,
       yielded: result.yielded,
       changes: result.changes,

@@ -177,7 +177,43 @@ describe('poller: count detection', () => {
     await new CountIndex(h.redis, stateKeys(prefix)).markState([id], true);
     const { results } = await run(h, T0 + 10 * MIN);
     assert.equal(results.reduce((n, r) => n + r.countPages, 0), 0, 'no slice read');
-    assert.ok(results.reduce((n, r) => n + r.countProbes, 0) <= 4, 'only the periodic probes');
+    assert.equal(results.reduce((n, r) => n + r.countProbes, 0), 0, 'no probe');
+  });
+
+  it('reads the cheap side of a slice: a close where few are closed, an escalation where few are low, without halving the window', async () => {
+    await startSim({}, 0);
+    // 600 sessions over 4 days, about 5 % of them low (outside critical,high), all open.
+    sim.loadTenant(generateTenant({ sessions: 600, seed: 47, beginFrom: T0 - 4 * DAY, beginTo: T0 - MIN, stateWeights: { OPEN: 1 }, severityWeights: [0, 1, 0, 10, 10] }));
+    const got: SessionChange[] = [];
+    const h = harness({ firstFetchMs: 4 * DAY, poller: { changeSink: { emit: async (c) => void got.push(c) } } });
+    await run(h, T0 + 2 * MIN);
+    const sessions = sim
+      .sessionIds()
+      .map((id) => sim.getSession(id))
+      .filter((x): x is NonNullable<typeof x> => x !== undefined && x.endTime < T0 - 3 * HOUR);
+    const forwarded = new Set(await h.jobIds());
+    const toClose = sessions.find((x) => forwarded.has(forwardJobId(x.sessionId)));
+    const toRaise = sessions.find((x) => Math.max(...x.scores.map((sc) => sc.severity)) === 1);
+    assert.ok(toClose && toRaise);
+    const changedAt = now + POLL;
+    const { enqueuedAt, results } = await run(
+      h,
+      changedAt + 6 * MIN,
+      (t) => {
+        if (t !== changedAt) return;
+        sim.consoleChangeState(toClose.sessionId, 'CLOSED_TP');
+        sim.escalate(toRaise.sessionId, 3);
+      },
+      [toRaise.sessionId],
+    );
+    const closed = got.find((c) => c.sessionId === toClose.sessionId && c.kinds.includes('state'));
+    assert.ok(closed && closed.detectedAt - changedAt <= 5 * MIN, 'close carried within 5 minutes');
+    assert.ok((enqueuedAt.get(toRaise.sessionId) as number) - changedAt <= 5 * MIN, 'escalation forwarded within 5 minutes');
+    // The closed sessions (one) and the low ones (about 30) each fit a page: no probe, a page each and the
+    // escalated session read alone. Halving the 600 down to a page would take about 4 probes a change.
+    assert.equal(results.reduce((n, r) => n + r.countProbes, 0), 0, 'no probe');
+    const reads = results.reduce((n, r) => n + r.countPages, 0);
+    assert.ok(reads >= 2 && reads <= 4, `${reads} reads`);
   });
 
   it('a lasting difference (an item that fails validation) is read once per count, then kept as a gap, not chased every poll', async () => {

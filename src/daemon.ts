@@ -51,6 +51,7 @@ export class Daemon {
   private readonly startedAt = Date.now();
   private runtime: JobRuntime | undefined;
   private stateMarker: StateMarker | undefined;
+  private pollerInstance: Poller | undefined;
   private readinessProbe: Readiness | undefined;
   private sync: SyncService | undefined;
   private stopping = false;
@@ -142,7 +143,7 @@ export class Daemon {
     if (settings.sync.enabled) {
       this.sync = new SyncService({ config, settings, runtime, logger, redis: state, keys, ledger, code42, xsoar, registry: metrics.registry, ...at });
     }
-    const poller = new Poller({
+    const poller = (this.pollerInstance = new Poller({
       client: code42,
       redis: state,
       queue: forwardQueue,
@@ -155,7 +156,7 @@ export class Daemon {
       // Forwarding comes first: with a backlog the sweeps wait (unless a cycle is overdue).
       shouldYield: async () => (await forwardQueue.getWaitingCount()) >= settings.sweepYieldBacklog,
       ...at,
-    });
+    }));
     // Ids of creates XSOAR accepted without one are looked up apart from the forward jobs, many per search.
     const ids = new IdResolver({ ledger, xsoar, queue: forwardQueue, incidentType: config.xsoar.incidentType, settleMs: config.xsoar.searchSettle, logger: logger.child({ component: 'id-resolver' }), events: metrics.workerEvents });
     runtime.scheduled({ name: 'id lookup', scheduleKey: keys.idLookupSchedule, leaseKey: keys.idLookupLock, everyMs: 1_000, run: () => ids.runOnce(), logger: logger.child({ component: 'id-resolver' }) });
@@ -172,6 +173,11 @@ export class Daemon {
     await removeLegacySchedules(this.connect('c42x-legacy', 'command'), config.redis.prefix, logger);
     runtime.start();
     logger.info({ pollIntervalMs: config.poll.interval, concurrency: config.worker.concurrency }, 'started');
+  }
+
+  /** The poller, once started: its schedule runs it; tools and the bench can run one poll with `runOnce()`. */
+  get poller(): Poller | undefined {
+    return this.pollerInstance;
   }
 
   /** Where change records of forwarded sessions go (the incident updater's queue); none when the sync is off. */

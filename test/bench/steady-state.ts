@@ -281,6 +281,9 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
         pollIntervalMs: params.pollMs,
         recentMarginMs: params.marginMs,
         maxSweepPagesPerPoll: 30,
+        // The bench's client has no request budget: the re-read is held to Incydr's 120 requests a minute
+        // (60 a poll), the pace the daemon's budget gives it (forwarding, not run here, would share it).
+        maxRushPagesPerPoll: (BUDGET_PER_DAY / DAY) * params.pollMs,
         changeSink: { emit: async (c) => void records.push(c) },
       });
     const marker = new StateMarker({ redis, keys, logger: silentLogger(), checkIntervalMs: params.pollMs, doubtTtlMs: DAY, clock, requestReread: (since) => requestWindowReread(redis, keys, since) });

@@ -77,7 +77,7 @@ const MAX_ONE_BY_ONE = 10;
 
 export interface CountRoundResult {
   probes: number;
-  /** Slices read whole. */
+  /** Slices read (whole, or by one side of a family). */
   slices: number;
   /** Families whose counts differed. */
   differed: CountFamily[];
@@ -91,7 +91,7 @@ export type LookFamily = Exclude<CountFamily, 'all'>;
 export class CountWatch {
   private readonly outStates: string[];
   private readonly sevNumbers: number[];
-
+  /** The severities outside the filter (a slice's `others` for `sev`). */
   private readonly otherSevNumbers: number[];
 
   constructor(private readonly opts: CountWatchOptions) {

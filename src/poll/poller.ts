@@ -14,9 +14,8 @@ import { RejectedLog } from './rejected-log.js';
 import type { SessionChangeSink } from './session-change.js';
 import { SessionTracker } from './session-tracker.js';
 import { sweepTiers, sweepPagesDue } from './sweep-plan.js';
-import { CountIndex } from './count-index.js';
+import { CountIndex, type CountFamily } from './count-index.js';
 import { CountWatch, type CountWatchState, type LookFamily } from './count-watch.js';
-import type { CountFamily } from './count-index.js';
 import type { SearchLimits, Slice } from './count-search.js';
 import { describeTrouble, listingPageCap, repeatsPreviousPage, type ListingTrouble, type ListingTroubleKind } from './listing-bounds.js';
 
@@ -348,14 +347,16 @@ export class Poller {
     logger.debug({ since: new Date(since).toISOString(), firstPoll: checkpoint === null, rereading: ctx.rereading }, 'poll started');
     const knownInWindow = await this.counts.known('all', { from: since, to: Number.MAX_SAFE_INTEGER });
 
-    // Count detection: only once the whole window was read with the index kept, and while pages carry totalCount.
+    // The poll's first read. Count detection runs once the whole window was read with the index kept, and
+    // while pages carry totalCount; then some polls look first at a filtered listing, for its count
+    // (count-watch.ts): when that count matches, that page was this poll's read. Otherwise the unfiltered
+    // recent read follows, and a search where its count, or the look's, still differs.
     const window = this.watch.window(since, codeNow);
     const tops: Partial<Record<CountFamily, number>> = {};
     let recentComplete = false;
     const look = position.countsArmed && position.countsLive ? this.watch.lookDue(codeNow, position.probedAt) : null;
     ctx.result.countLook = look;
     if (look) {
-      // This poll's first read is a filtered listing, for its count (see count-watch.ts).
       const listing = this.listing(ctx, `recent_${look}`, this.watch.queryFor(look, window), knownInWindow);
       const outcome = await this.readPage(ctx, listing, 0);
       ctx.result.recentPages += 1;
@@ -371,7 +372,14 @@ export class Poller {
       if (recent.pages > 0 && (tops.all === undefined || (look !== null && tops[look] === undefined))) ctx.result.countState = 'no_total_count';
       else if (position.countsArmed && tops.all !== undefined) {
         ctx.result.countState = 'active';
-        const round = await this.watch.round({ codeNow, from: since, tops, probedAt: position.probedAt, readSlice: (slice, query) => this.readSlice(ctx, slice, query), reread: (ids) => this.reread(ctx, ids) });
+        const round = await this.watch.round({
+          codeNow,
+          from: since,
+          tops,
+          probedAt: position.probedAt,
+          readSlice: (slice, query) => this.readSlice(ctx, slice, query),
+          reread: (ids) => this.reread(ctx, ids),
+        });
         ctx.result.countProbes = round.probes;
         if (round.noCount) ctx.result.countState = 'no_total_count';
         if (round.differed.length > 0) logger.debug({ families: round.differed, slices: round.slices, probes: round.probes }, 'counts differed: slices read whole');

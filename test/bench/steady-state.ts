@@ -4,25 +4,25 @@
  *
  * Time compression: one virtual clock drives the simulators (their data, Code42's `Date` header, token
  * expiry) and a daemon; the bench runs the daemon's poller (`runOnce()`, its schedule parked), waits until
- * the daemon's workers have emptied the forward queue, and advances the clock by POLL_INTERVAL, so hours of
- * polling run in a minute of real time. A session's delay is virtual time until its incident is in the
- * XSOAR simulator; every Code42 call (listing, events, actors, rules, tokens) is the simulator's own count.
+ * the daemon's workers have emptied the forward and update queues, and advances the clock by POLL_INTERVAL,
+ * so hours of polling run in a minute of real time. A change's delay is virtual time until its incident is
+ * in the XSOAR simulator (or closed there, for a close in the console: the state sync runs as by default);
+ * every Code42 call (listing, events, actors, rules, tokens) is the simulator's own count.
  * Redis starts as a daemon that has run for DEEP_LOOKBACK leaves it: every session of the window in the
  * seen-set, the tracker and the count index, the checkpoint at the start. The Redis-wipe run forwards
  * nothing: it measures how soon the sessions queued at the flush are queued again, with a poller of its own.
  */
 import { Redis } from 'ioredis';
-import type { Queue } from 'bullmq';
+import { Queue as BullQueue, type Queue } from 'bullmq';
 import { Code42Clock } from '../../src/code42/code42-clock.js';
 import { IncydrClient } from '../../src/code42/incydr-client.js';
 import type { Session } from '../../src/code42/schemas.js';
-import { stateKeys } from '../../src/store/keys.js';
+import { UPDATE_QUEUE, stateKeys } from '../../src/store/keys.js';
 import { Poller } from '../../src/poll/poller.js';
 import { requestWindowReread } from '../../src/poll/poll-state.js';
 import { createForwardQueue } from '../../src/jobs/queues.js';
 import { SessionTracker } from '../../src/poll/session-tracker.js';
 import { CountIndex } from '../../src/poll/count-index.js';
-import type { SessionChange } from '../../src/poll/session-change.js';
 import { StateMarker } from '../../src/guard/state-marker.js';
 import { enqueueSessions } from '../../src/poll/session-intake.js';
 import { currentSeverity } from '../../src/code42/schemas.js';
@@ -160,6 +160,7 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
   };
   let queue: Queue | undefined;
   let stopDaemon: () => Promise<void> = async () => undefined;
+  let closeUpdates: () => Promise<void> = async () => undefined;
   try {
     await sim.start();
     // History: the window the listing covers, already read by a daemon that has run for DEEP_LOOKBACK.
@@ -210,7 +211,7 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
     // Forwarding: a daemon on the same clock whose own poll schedule never comes due (the bench polls). Not in
     // the wipe run: after a loss the whole window is queued again and each session searched in XSOAR before
     // any create, a drain of hours that is not what this run measures (how soon the lost jobs are queued
-    // again). The state sync is off: its Code42 calls are measured by `npm run bench:sync`.
+    // again). The state sync runs as by default (Incydr closes to XSOAR, changes tracked).
     const xsoar = new XsoarSimulator({ apiKey: 'bench-xsoar-key' });
     await xsoar.start();
     let daemon: Daemon | undefined;
@@ -234,8 +235,6 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
           FIRST_FETCH: '1d',
           ALERT_SEVERITIES: SEVERITIES.join(','),
           ALERT_STATES: 'OPEN,OPEN_NEW_DATA',
-          STATE_SYNC: 'off',
-          TRACK_UPDATES: 'false',
           WORKER_CONCURRENCY: '8',
           LOG_LEVEL: 'warn',
         },
@@ -250,17 +249,22 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
       await xsoar.close();
     };
     const inXsoarAt = new Map<string, number>();
-    const noteIncidents = (): void => {
+    const closedInXsoarAt = new Map<string, number>();
+    const noteIncidents = (skip: Set<string>): void => {
       for (const inc of xsoar.incidents()) {
         const id = inc.CustomFields.code42alertid;
-        if (typeof id === 'string' && !inXsoarAt.has(id)) inXsoarAt.set(id, now);
+        if (typeof id !== 'string') continue;
+        if (!skip.has(id) && !inXsoarAt.has(id)) inXsoarAt.set(id, now);
+        if (inc.status === 2 && !closedInXsoarAt.has(id)) closedInXsoarAt.set(id, now);
       }
     };
 
     const code42Clock = new Code42Clock({ local: clock });
     const client = new IncydrClient({ apiUrl: sim.url, clientId: 'key-sim-client', clientSecret: 'sim-client-secret', timeoutMs: 30_000, clock, serverClock: code42Clock });
     queue = createForwardQueue(conn(), 'bench6', { attempts: 1, backoffMs: 1_000, keepCompletedMs: DAY });
-    const records: SessionChange[] = [];
+    const updates = new BullQueue(UPDATE_QUEUE, { connection: conn(), prefix: 'bench6' });
+    const queues = [queue, updates];
+    closeUpdates = () => updates.close();
     // The daemon's own poller (its client, token and settings); the wipe run (no daemon before the flush) has its own.
     const poller =
       daemon?.poller ??
@@ -284,7 +288,6 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
         // The bench's client has no request budget: the re-read is held to Incydr's 120 requests a minute
         // (60 a poll), the pace the daemon's budget gives it (forwarding, not run here, would share it).
         maxRushPagesPerPoll: (BUDGET_PER_DAY / DAY) * params.pollMs,
-        changeSink: { emit: async (c) => void records.push(c) },
       });
     const marker = new StateMarker({ redis, keys, logger: silentLogger(), checkIntervalMs: params.pollMs, doubtTtlMs: DAY, clock, requestReread: (since) => requestWindowReread(redis, keys, since) });
 
@@ -327,6 +330,14 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
       }
     }
     schedule.sort((a, b) => a.at - b.at);
+    // The sessions to be closed were forwarded before the run (their incidents are what a close reaches);
+    // they count neither as forwarded in the run nor in its calls.
+    const toClose = [...madeAt].filter(([, m]) => m.kind === 'console close').map(([id]) => histSessions.find((h) => h.sessionId === id) as Session);
+    if (daemon && toClose.length > 0) {
+      await enqueueSessions(queue, toClose, T0);
+      await drained(queues);
+    }
+    const before = new Set(xsoar.incidents().map((inc) => String(inc.CustomFields.code42alertid)));
 
     const visibleAt = new Map<string, number>();
     let owed = 0;
@@ -358,23 +369,14 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
       if (!r) throw new Error('poll skipped');
       polls += 1;
       if (daemon) {
-        await drained(queue);
-        noteIncidents();
+        await drained(queues);
+        noteIncidents(before);
       }
       pagesByPurpose.recent = (pagesByPurpose.recent ?? 0) + r.recentPages;
       pagesByPurpose.count_probe = (pagesByPurpose.count_probe ?? 0) + r.countProbes;
       pagesByPurpose.count_read = (pagesByPurpose.count_read ?? 0) + r.countPages;
       for (const [tier, k] of Object.entries(r.sweepPages)) pagesByPurpose[`sweep_${tier}`] = (pagesByPurpose[`sweep_${tier}`] ?? 0) + k;
       now += params.pollMs;
-    }
-    // The daemon's poller writes change records to its stream (the state sync, off here, would read them).
-    if (daemon) {
-      for (const [, fields] of await redis.xrange(keys.changes, '-', '+')) {
-        const f = new Map<string, string>();
-        for (let i = 0; i + 1 < fields.length; i += 2) f.set(fields[i] as string, fields[i + 1] as string);
-        const change = JSON.parse(f.get('change') ?? 'null') as SessionChange | null;
-        if (change) records.push(change);
-      }
     }
     const jobs = await queue.getJobs(['waiting', 'prioritized', 'delayed', 'active', 'completed', 'failed']);
     // When each session arrived: its incident in XSOAR (the wipe run: queued again).
@@ -389,7 +391,7 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
     for (const [id, m] of madeAt) {
       made[m.kind] = (made[m.kind] ?? 0) + 1;
       let arrived: number | undefined;
-      if (m.kind === 'console close') arrived = records.find((c) => c.sessionId === id && c.kinds.includes('state'))?.detectedAt;
+      if (m.kind === 'console close') arrived = closedInXsoarAt.get(id);
       else arrived = polledAt.get(id);
       if (arrived !== undefined) (arrivals[m.kind] ??= []).push((arrived - m.at) / 1000);
     }
@@ -423,6 +425,7 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
     };
   } finally {
     await stopDaemon();
+    await closeUpdates();
     await queue?.close();
     for (const c of conns) c.disconnect();
     await sim.close();
@@ -435,13 +438,13 @@ function callsPerForwarded(r: SteadyRun): number {
   return r.incidents > 0 ? r.code42Total / r.incidents : r.code42Total / Math.max(1, r.forwarded) + 1;
 }
 
-/** Resolves once the forward queue holds no job to run (the daemon's workers took them all); 2 min at most. */
-async function drained(queue: Queue): Promise<void> {
+/** Resolves once the queues hold no job to run (the daemon's workers took them all); 2 min at most. */
+async function drained(queues: readonly Queue[]): Promise<void> {
   const deadline = Date.now() + 120_000;
   for (;;) {
-    const c = await queue.getJobCounts('waiting', 'active', 'prioritized', 'delayed');
-    if (Object.values(c).every((n) => n === 0)) return;
-    if (Date.now() > deadline) throw new Error(`the forward queue did not drain: ${JSON.stringify(c)}`);
+    const counts = await Promise.all(queues.map((q) => q.getJobCounts('waiting', 'active', 'prioritized', 'delayed')));
+    if (counts.every((c) => Object.values(c).every((n) => n === 0))) return;
+    if (Date.now() > deadline) throw new Error(`the queues did not drain: ${JSON.stringify(counts)}`);
     await new Promise((r) => setTimeout(r, 5));
   }
 }
@@ -504,8 +507,7 @@ export async function scenario6(_opts: BenchOptions, log: (l: string) => void): 
     for (const kind of CHANGE_KINDS) {
       if (kind === 'Redis wiped') continue;
       const d = r.delays[kind];
-      const to = kind === 'console close' ? 'change record' : 'XSOAR';
-      figures.push(figure({ scenario: '6', run, name: `${kind} → ${to}, p50 / p99`, value: fmtDelay(d), unit: '', ...(d && d.count > 0 ? { note: `${d.count} of ${d.made}` } : {}) }));
+      figures.push(figure({ scenario: '6', run, name: `${kind} → XSOAR, p50 / p99`, value: fmtDelay(d), unit: '', ...(d && d.count > 0 ? { note: `${d.count} of ${d.made}` } : {}) }));
     }
   }
   // The README table: one row per N and reading.
@@ -527,7 +529,7 @@ export async function scenario6(_opts: BenchOptions, log: (l: string) => void): 
     runs: runs.map((r) => ({ ...r })),
     figures,
     notes: [
-      'Forwarding runs (a daemon on the same clock; the bench waits for its queue to empty after each poll): delays are virtual time until the incident is in the XSOAR simulator (new, late, escalation) or until the change record (close: the state sync, off here, carries it; see bench:sync); Code42 calls are every call the simulator counted (listing, events, actors, rules, tokens) divided by the incidents created.',
+      'Forwarding and the state sync run (a daemon on the same clock; the bench waits for its queues to empty after each poll): delays are virtual time until the incident is in the XSOAR simulator, or closed there (console close: the sessions closed were forwarded before the run); Redis wiped: until queued again. Code42 calls are every call the simulator counted (listing, events, actors, rules, tokens) divided by the incidents created in the run.',
       ['| N/day | end time moves with | ' + CHANGE_KINDS.join(' | ') + ' | Code42 calls per forwarded session |', '|---:|---|' + CHANGE_KINDS.map(() => '---|').join('') + '---:|', ...table].join('\n'),
     ],
   };

@@ -88,6 +88,28 @@ export interface CountRoundResult {
 /** The families a poll can look at instead of `all`. */
 export type LookFamily = Exclude<CountFamily, 'all'>;
 
+/**
+ * Which listing a poll reads first: the family looked at longest ago once `intervalMs` has passed since its
+ * last look, or null (the unfiltered one); never two looks in a row, so `all` is read at least every other
+ * poll. Marks what it chose in `probedAt` (kept with the sweep position: `look`, `all` and each family).
+ */
+export function nextLook(families: readonly CountFamily[], intervalMs: number, codeNow: number, probedAt: Record<string, number>): LookFamily | null {
+  let due: LookFamily | null = null;
+  if (probedAt.look === undefined || probedAt.look < (probedAt.all ?? 0)) {
+    for (const family of families) {
+      if (family === 'all' || codeNow - (probedAt[family] ?? 0) < intervalMs) continue;
+      if (due === null || (probedAt[family] ?? 0) < (probedAt[due] ?? 0)) due = family;
+    }
+  }
+  if (due === null) {
+    probedAt.all = codeNow;
+    return null;
+  }
+  probedAt[due] = codeNow;
+  probedAt.look = codeNow;
+  return due;
+}
+
 export class CountWatch {
   private readonly outStates: string[];
   private readonly sevNumbers: number[];
@@ -110,28 +132,9 @@ export class CountWatch {
     return ['all', ...(this.outStates.length > 0 ? (['out'] as const) : []), ...(this.sevNumbers.length > 0 ? (['sev'] as const) : [])];
   }
 
-  /**
-   * The family whose listing this poll reads first, or null for the unfiltered one: the one looked at
-   * longest ago once its interval has passed, and never right after another look (so `all` is read at
-   * least every other poll). Marks it looked at.
-   */
+  /** The family whose listing this poll reads first, or null for the unfiltered one (see `nextLook`). */
   lookDue(codeNow: number, probedAt: Record<string, number>): LookFamily | null {
-    if (probedAt.look !== undefined && probedAt.look >= (probedAt.all ?? 0)) {
-      probedAt.all = codeNow;
-      return null;
-    }
-    let due: LookFamily | null = null;
-    for (const family of this.families()) {
-      if (family === 'all' || codeNow - (probedAt[family] ?? 0) < this.probeIntervalMs) continue;
-      if (due === null || (probedAt[family] ?? 0) < (probedAt[due] ?? 0)) due = family;
-    }
-    if (due === null) {
-      probedAt.all = codeNow;
-      return null;
-    }
-    probedAt[due] = codeNow;
-    probedAt.look = codeNow;
-    return due;
+    return nextLook(this.families(), this.probeIntervalMs, codeNow, probedAt);
   }
 
   /** The window's slices are counted up to a day past Code42's now (a session stamped by a fast device clock). */

@@ -1,10 +1,12 @@
 /**
- * The poller's pure decisions, table-driven: where counts differ (count-search), how a listing read is
- * bounded (listing-bounds), how the sweeps pace themselves (sweep-plan).
+ * The poller's pure decisions, table-driven: where counts differ (count-search), which listing a poll
+ * reads first (count-watch), how a listing read is bounded (listing-bounds), how the sweeps pace
+ * themselves (sweep-plan).
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { findChangedSlices, splitSlice, type Slice } from '../../src/poll/count-search.js';
+import { nextLook } from '../../src/poll/count-watch.js';
 import { MAX_LISTING_PAGES, listingPageCap, repeatsPreviousPage } from '../../src/poll/listing-bounds.js';
 import { sweepPagesDue, sweepTiers } from '../../src/poll/sweep-plan.js';
 
@@ -96,6 +98,32 @@ describe('count search', () => {
     const out = await findChangedSlices({ from: 0, to: DAY, count: 5 }, { probe: async () => null, expected: async () => 0 }, { leafMax: 1 });
     assert.equal(out.noCount, true);
     assert.deepEqual(out.leaves, []);
+  });
+});
+
+describe('count looks', () => {
+  const firstReads = (families: Parameters<typeof nextLook>[0], intervalMs: number, polls: number, pollMs = 30_000): Array<string | null> => {
+    const probedAt: Record<string, number> = {};
+    return Array.from({ length: polls }, (_, i) => nextLook(families, intervalMs, 1_000_000 + i * pollMs, probedAt));
+  };
+
+  it('looks at each family once per interval, never two polls in a row', () => {
+    const reads = firstReads(['all', 'out', 'sev'], 3 * MIN, 16);
+    assert.deepEqual(reads.slice(0, 9), ['out', null, 'sev', null, null, null, 'out', null, 'sev']);
+    for (let i = 1; i < reads.length; i++) assert.ok(reads[i] === null || reads[i - 1] === null, `two looks in a row at ${i}`);
+    for (const family of ['out', 'sev']) {
+      const at = reads.flatMap((r, i) => (r === family ? [i] : []));
+      for (let k = 1; k < at.length; k++) assert.ok((at[k] as number) - (at[k - 1] as number) >= 6, `${family} more often than every 3 min`);
+    }
+  });
+
+  it('with a short interval, reads the unfiltered listing every other poll and shares the rest', () => {
+    const reads = firstReads(['all', 'out', 'sev'], 1, 8);
+    assert.deepEqual(reads, ['out', null, 'sev', null, 'out', null, 'sev', null]);
+  });
+
+  it('never looks where the filter does not narrow the listing', () => {
+    assert.deepEqual(firstReads(['all'], 1, 4), [null, null, null, null]);
   });
 });
 

@@ -9,6 +9,7 @@ import type { RedisConnection } from '../infra/redis.js';
 import type { CheckResult, ReadinessSource } from '../infra/health.js';
 import { Code42AuthError, Code42RequestError, Code42TlsError } from '../code42/errors.js';
 import { XsoarAuthError, XsoarRejectedError, XsoarTlsError } from '../xsoar/errors.js';
+import { readStoredJson } from '../store/stored-json.js';
 
 export type SyncDirection = 'to-code42' | 'to-xsoar';
 
@@ -66,15 +67,9 @@ export class SyncRefusals {
   }
 
   async latest(direction: SyncDirection): Promise<Refusal | undefined> {
-    const raw = await this.redis.hget(this.key, direction);
-    if (!raw) return undefined;
-    try {
-      const r = JSON.parse(raw) as Partial<Refusal>;
-      if (typeof r.reason !== 'string' || typeof r.at !== 'number') return undefined;
-      return { reason: r.reason as RefusalReason, detail: String(r.detail ?? ''), at: r.at, count: Number(r.count ?? 1) };
-    } catch {
-      return undefined;
-    }
+    return readStoredJson<Refusal>(await this.redis.hget(this.key, direction), (r) =>
+      typeof r.reason === 'string' && typeof r.at === 'number' ? { reason: r.reason as RefusalReason, detail: String(r.detail ?? ''), at: r.at, count: Number(r.count ?? 1) } : undefined,
+    );
   }
 }
 

@@ -8,6 +8,7 @@ import type { RedisConnection } from '../infra/redis.js';
 import { SessionSchema, currentState, type Session } from '../code42/schemas.js';
 import type { SessionChange, SessionChangeKind, SessionSnapshot } from '../poll/session-change.js';
 import type { SyncKeys } from '../store/keys.js';
+import { readStoredJson } from '../store/stored-json.js';
 
 export { syncKeys, type SyncKeys } from '../store/keys.js';
 
@@ -19,14 +20,10 @@ export interface HeldClose {
 }
 
 /** Reads a held close back; undefined when absent or unreadable. */
-export function parseHeldClose(raw: string | undefined): HeldClose | undefined {
-  if (!raw) return undefined;
-  try {
-    const h = JSON.parse(raw) as Partial<HeldClose>;
-    return typeof h.state === 'string' && typeof h.at === 'number' ? { state: h.state, user: String(h.user ?? 'an Incydr user'), at: h.at } : undefined;
-  } catch {
-    return undefined;
-  }
+export function parseHeldClose(raw: string | null | undefined): HeldClose | undefined {
+  return readStoredJson<HeldClose>(raw, (h) =>
+    typeof h.state === 'string' && typeof h.at === 'number' ? { state: h.state, user: String(h.user ?? 'an Incydr user'), at: h.at } : undefined,
+  );
 }
 
 /**
@@ -42,17 +39,13 @@ export interface HeldUpdate {
 }
 
 /** Reads a held update back; undefined when absent or unreadable (then nothing is carried for it). */
-export function parseHeldUpdate(raw: string | undefined): HeldUpdate | undefined {
-  if (!raw) return undefined;
-  try {
-    const h = JSON.parse(raw) as Partial<HeldUpdate>;
+export function parseHeldUpdate(raw: string | null | undefined): HeldUpdate | undefined {
+  return readStoredJson<HeldUpdate>(raw, (h) => {
     const since = h.since;
     if (!since || typeof since.severity !== 'number' || typeof since.eventCount !== 'number' || !Array.isArray(since.alertIds)) return undefined;
     if (typeof h.seq !== 'number' || typeof h.detectedAt !== 'number' || !Array.isArray(h.kinds)) return undefined;
     return { since, seq: h.seq, kinds: h.kinds, detectedAt: h.detectedAt, session: h.session };
-  } catch {
-    return undefined;
-  }
+  });
 }
 
 /** A change claimed for applying: one or more change records merged (newest session, oldest "previous"). */
@@ -243,9 +236,14 @@ export class SyncState {
    * change's own `detectedAt` is Code42's clock, whole seconds behind at worst.
    */
   async mergePending(change: SessionChange, receivedAt = Date.now()): Promise<boolean> {
+    return (await this.putPending(MERGE_PENDING, change, receivedAt)) === 1;
+  }
+
+  /** Runs a script that writes the session's pending change (MERGE_PENDING, REQUEUE_HELD: same keys and ARGV). */
+  private async putPending(script: string, change: Pick<SessionChange, 'sessionId' | 'seq' | 'previous' | 'kinds' | 'detectedAt'> & { session: unknown }, receivedAt: number): Promise<unknown> {
     const { sessionId } = change;
-    const merged = await this.redis.eval(
-      MERGE_PENDING,
+    return this.redis.eval(
+      script,
       3,
       this.keys.pending(sessionId),
       this.keys.pendingIds,
@@ -258,7 +256,6 @@ export class SyncState {
       String(change.detectedAt),
       String(receivedAt),
     );
-    return merged === 1;
   }
 
   /** The change to apply next (see CLAIM), or null when nothing is waiting. */
@@ -314,7 +311,7 @@ export class SyncState {
    * the incident shows), later ones only bring the session forward. Carried once TRACK_UPDATES is on.
    */
   async holdUpdate(sessionId: string, change: Omit<HeldUpdate, 'since'>, since: HeldUpdate['since']): Promise<void> {
-    const old = parseHeldUpdate((await this.redis.hget(this.keys.session(sessionId), 'heldUpdate')) ?? undefined);
+    const old = await this.heldUpdateOf(sessionId);
     const held: HeldUpdate = { ...change, since: old?.since ?? since, kinds: [...new Set([...(old?.kinds ?? []), ...change.kinds])] };
     await this.redis.multi().hset(this.keys.session(sessionId), 'heldUpdate', JSON.stringify(held)).sadd(this.keys.heldUpdates, sessionId).exec();
   }
@@ -322,6 +319,10 @@ export class SyncState {
   /** The held changes are in the incident now. */
   async releaseUpdate(sessionId: string): Promise<void> {
     await this.redis.multi().hdel(this.keys.session(sessionId), 'heldUpdate').srem(this.keys.heldUpdates, sessionId).exec();
+  }
+
+  private async heldUpdateOf(sessionId: string): Promise<HeldUpdate | undefined> {
+    return parseHeldUpdate(await this.redis.hget(this.keys.session(sessionId), 'heldUpdate'));
   }
 
   async heldUpdateIds(): Promise<string[]> {
@@ -334,26 +335,14 @@ export class SyncState {
    * record holds nothing readable.
    */
   async requeueHeldUpdate(sessionId: string, receivedAt: number): Promise<'queued' | 'busy' | 'invalid'> {
-    const held = parseHeldUpdate((await this.redis.hget(this.keys.session(sessionId), 'heldUpdate')) ?? undefined);
+    const held = await this.heldUpdateOf(sessionId);
     const session = SessionSchema.safeParse(held?.session);
     if (!held || !session.success) return 'invalid';
     const s = session.data;
     // Nothing of the state is news here (the state sync already dealt with it): the state is the session's own.
     const previous: SessionSnapshot = { ...held.since, lastUpdated: s.lastUpdated ?? null, state: currentState(s) ?? '' };
-    const queued = await this.redis.eval(
-      REQUEUE_HELD,
-      3,
-      this.keys.pending(sessionId),
-      this.keys.pendingIds,
-      this.keys.session(sessionId),
-      sessionId,
-      String(held.seq),
-      JSON.stringify(held.session),
-      JSON.stringify(previous),
-      held.kinds.filter((k) => k !== 'state').join(','),
-      String(held.detectedAt),
-      String(receivedAt),
-    );
+    const kinds = held.kinds.filter((k) => k !== 'state');
+    const queued = await this.putPending(REQUEUE_HELD, { sessionId, seq: held.seq, session: held.session, previous, kinds, detectedAt: held.detectedAt }, receivedAt);
     return queued === 1 ? 'queued' : 'busy';
   }
 

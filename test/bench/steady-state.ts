@@ -214,7 +214,6 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
     // again). The state sync runs as by default (Incydr closes to XSOAR, changes tracked).
     const xsoar = new XsoarSimulator({ apiKey: 'bench-xsoar-key' });
     await xsoar.start();
-    let daemon: Daemon | undefined;
     const startDaemon = async (): Promise<Daemon> => {
       await redis.hset(keys.pollSchedule, { due: String(Number.MAX_SAFE_INTEGER), created: String(Date.now()) });
       const config = loadConfig({
@@ -243,7 +242,7 @@ async function steadyRun(n: number, params: CostParams, opts: { everyChange: boo
       await d.start();
       return d;
     };
-    if (!opts.wipe) daemon = await startDaemon();
+    const daemon = opts.wipe ? undefined : await startDaemon();
     stopDaemon = async () => {
       await daemon?.stop();
       await xsoar.close();
